@@ -237,14 +237,20 @@ impl fmt::Debug for OutboundClient {
 
 static CRYPTO_PROVIDER: Once = Once::new();
 
+/// Installs rustls' `ring` provider for the process, once; reqwest clients panic without one.
+/// [`OutboundClient::new`] calls it; anything else that builds a reqwest client must too.
+pub fn ensure_crypto_provider() {
+    CRYPTO_PROVIDER.call_once(|| {
+        // Another part of the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl OutboundClient {
     /// Builds the client. Installs the `ring` TLS provider once per process (rustls panics
     /// without one).
     pub fn new(policy: OutboundPolicy) -> Result<Self, OutboundError> {
-        CRYPTO_PROVIDER.call_once(|| {
-            // Another part of the process may have installed one already; either is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        ensure_crypto_provider();
         let policy = Arc::new(policy);
         let redirect_policy = policy.clone();
         let inner = reqwest::Client::builder()

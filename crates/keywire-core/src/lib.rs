@@ -12,10 +12,12 @@ pub use descriptor::{
     validate_permitted_actions, validate_permitted_events,
 };
 pub use event::{Actor, EventData, EventSource, EventType, Severity};
-pub use http::{AllowRule, OutboundClient, OutboundError, OutboundPolicy, Reply, is_private_ip};
+pub use http::{
+    AllowRule, OutboundClient, OutboundError, OutboundPolicy, Reply, ensure_crypto_provider, is_private_ip,
+};
 pub use integration::{Context, Delivery, Integration, IntegrationError, Outcome};
 pub use metadata::{
-    FieldError, FieldErrors, Metadata, Secret, parse_metadata, redact_secrets, schema_of,
+    FieldError, FieldErrors, Metadata, Secret, deserialize_pointed, parse_metadata, redact_secrets, schema_of,
     secret_pointers,
 };
 

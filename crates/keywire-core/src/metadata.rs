@@ -144,7 +144,21 @@ pub fn schema_of<M: JsonSchema>() -> Value {
 /// field (relative to the metadata object); messages about credential fields never echo what
 /// was sent.
 pub fn parse_metadata<M: Metadata>(value: &Value) -> Result<M, FieldErrors> {
-    let parsed: M = serde_path_to_error::deserialize(value).map_err(|err| {
+    let parsed: M = deserialize_pointed(value).map_err(|mut err| {
+        let secret = secret_pointers(&schema_of::<M>());
+        if secret.contains(&err.pointer) {
+            "invalid credential: expected a non-empty string".clone_into(&mut err.detail);
+        }
+        FieldErrors::from(err)
+    })?;
+    parsed.check()?;
+    Ok(parsed)
+}
+
+/// Deserializes a JSON value into `T`; an error carries the JSON pointer of the failing field
+/// and serde's message (which may quote the value: redact it for credential fields).
+pub fn deserialize_pointed<T: DeserializeOwned>(value: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let mut pointer = String::new();
         for segment in err.path().iter() {
             use serde_path_to_error::Segment;
@@ -162,16 +176,8 @@ pub fn parse_metadata<M: Metadata>(value: &Value) -> Result<M, FieldErrors> {
         {
             push_pointer(&mut pointer, &rest[..end]);
         }
-        let secret = secret_pointers(&schema_of::<M>());
-        let detail = if secret.iter().any(|p| *p == pointer) {
-            "invalid credential: expected a non-empty string".to_owned()
-        } else {
-            message
-        };
-        FieldErrors::one(pointer, detail)
-    })?;
-    parsed.check()?;
-    Ok(parsed)
+        FieldError::new(pointer, message)
+    })
 }
 
 fn push_pointer(pointer: &mut String, key: &str) {

@@ -1,0 +1,207 @@
+//! The keywire server: the HTTP API over the registry and the database.
+//!
+//! - [`run`] starts everything from the command line ([`config::Cli`]).
+//! - [`app`] composes the routes (one `config` per module in [`routes`]) around one
+//!   [`state::AppState`]; [`error::ApiError`] renders every failure as RFC 9457 problem JSON.
+//! - `integrations` (generated) names every integration crate so each one's registration is
+//!   linked in.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+mod integrations;
+pub mod routes;
+pub mod state;
+
+use std::io::Write;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{App, HttpServer, ResponseError, web};
+use anyhow::Context as _;
+use keywire_core::{OutboundClient, OutboundPolicy, registry};
+use keywire_db::Db;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+
+use crate::config::{Cli, Command, ServeArgs};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Composes the application: every route, the body limit, the problem-JSON fallbacks.
+pub fn app(
+    state: web::Data<AppState>,
+) -> UtoipaApp<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.max_body_bytes;
+    App::new()
+        .into_utoipa_app()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(limit))
+        .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::not_found(err.to_string()).into()))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request(err.to_string()).into()))
+        .map(|app| app.wrap(actix_web::middleware::from_fn(guard_and_log)))
+        .configure(routes::health::config)
+        .service(scope::scope("/api/v1").configure(routes::integration_types::config).configure(routes::me::config))
+        .default_service(web::to(|req: actix_web::HttpRequest| async move {
+            let path: String = req.path().chars().take(200).collect();
+            Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no route for {} {path}", req.method())))
+        }))
+}
+
+/// Refuses bodies declared larger than the limit before any handler runs (413), and logs each
+/// request: method, path (never the query string, which could carry a token), status, time.
+async fn guard_and_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let limit = req.app_data::<web::Data<AppState>>().map_or(1024 * 1024, |s| s.max_body_bytes);
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = if declared.is_some_and(|n| n > limit as u64) {
+        let (req, _) = req.into_parts();
+        ServiceResponse::new(req, ApiError::too_large(limit).error_response())
+    } else {
+        next.call(req).await?.map_into_boxed_body()
+    };
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+/// The OpenAPI document of [`app`].
+pub fn openapi_document(state: web::Data<AppState>) -> serde_json::Value {
+    let (_, mut api) = app(state).split_for_parts();
+    api.info.title = "keywire".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some("Secrets and variables per project and environment, delivered where they matter.".into());
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    serde_json::to_value(&api).expect("the OpenAPI document serializes")
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    init_logging(&args.log_format);
+    actix_web::rt::System::new().block_on(serve(args))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWIRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let result = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    if result.is_err() {
+        eprintln!("keywire: logging was already initialised");
+    }
+}
+
+/// Starts the server and waits until SIGINT or SIGTERM has drained it.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let url = args.database_url();
+    if args.database_url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        probe_writable(&args.data_dir)?;
+    }
+    let db = Db::connect(&url).await.context("cannot open the database")?;
+    tracing::info!(database = db.redacted_url(), "database opened");
+    let applied = db.migrate().await.context("cannot migrate the database")?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "migrations applied");
+    }
+    let bootstrap = std::env::var("KEYWIRE_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());
+    let given = bootstrap.is_some();
+    if let Some(token) = db.bootstrap_admin(bootstrap.as_deref()).await.context("cannot create the admin user")? {
+        announce_admin(&token, given);
+    } else if given {
+        tracing::info!("KEYWIRE_BOOTSTRAP_TOKEN ignored: the database already has users");
+    }
+
+    let allow = OutboundPolicy::parse_allow_list(&args.outbound_allow)
+        .map_err(|why| anyhow::anyhow!("KEYWIRE_OUTBOUND_ALLOW: {why}"))?;
+    let http = OutboundClient::new(OutboundPolicy { allow, ..OutboundPolicy::default() })
+        .context("cannot build the outbound HTTP client")?;
+    let types: Vec<&str> = registry().iter().map(|d| d.type_id).collect();
+    tracing::info!(types = %types.join(","), "integration types registered");
+
+    let mut state = AppState {
+        db,
+        http,
+        public_url: args.public_url.clone(),
+        max_body_bytes: args.max_body_bytes,
+        openapi: serde_json::Value::Null,
+    };
+    state.openapi = openapi_document(web::Data::new(state.clone()));
+    let state = web::Data::new(state);
+
+    let server = HttpServer::new({
+        let state = state.clone();
+        move || app(state.clone()).into_app()
+    })
+    .workers(args.http_workers.max(1))
+    .shutdown_timeout(10)
+    .bind(&args.listen)
+    .with_context(|| format!("cannot listen on {}", args.listen))?;
+    for addr in server.addrs() {
+        tracing::info!(%addr, "listening");
+        say(&format!("keywire listening on http://{addr}"));
+    }
+    server.run().await.context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Fails early, with the path in the message, when the data directory cannot be written.
+fn probe_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let probe = dir.join(".keywire-write-probe");
+    std::fs::write(&probe, b"ok").with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// The one place a token is printed: to standard output, once, when the admin is created.
+/// It never goes to the log.
+fn announce_admin(token: &str, given: bool) {
+    tracing::info!("created the admin user (token printed once on standard output)");
+    if given {
+        say("keywire: created user `admin` with the token from KEYWIRE_BOOTSTRAP_TOKEN");
+    } else {
+        say(&format!(
+            "keywire: created user `admin`. Its API token is shown only now; store it safely:\n\n    {token}\n\n\
+             Use it as `Authorization: Bearer <token>`."
+        ));
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "start-up facts for the operator go to standard output")]
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,25 @@
+//! The one shared context of the server, in `web::Data`.
+
+use actix_web::HttpRequest;
+use keywire_core::OutboundClient;
+use keywire_db::Db;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The guarded outbound HTTP client.
+    pub http: OutboundClient,
+    /// Where people reach keywire.
+    pub public_url: Option<String>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The OpenAPI document, generated from the handlers at start-up.
+    pub openapi: serde_json::Value,
+}
+
+/// The body limit configured for this server.
+pub fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<actix_web::web::Data<AppState>>().map_or(1024 * 1024, |s| s.max_body_bytes)
+}
