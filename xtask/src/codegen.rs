@@ -18,7 +18,8 @@ const END: &str = "# END integrations";
 /// The integration crates under `crates/`, as (crate name, folder name), sorted.
 pub fn integration_crates(root: &Path) -> Result<Vec<String>, String> {
     let dir = root.join("crates");
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().join("Cargo.toml").is_file())
@@ -42,9 +43,13 @@ fn wanted(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     }
 
     let manifest_path = root.join("crates/keywire-server/Cargo.toml");
-    let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
     let (Some(begin), Some(end)) = (manifest.find(BEGIN), manifest.find(END)) else {
-        return Err(format!("{} lacks the `{BEGIN}` … `{END}` markers", manifest_path.display()));
+        return Err(format!(
+            "{} lacks the `{BEGIN}` … `{END}` markers",
+            manifest_path.display()
+        ));
     };
     let mut block = format!("{BEGIN}\n");
     for name in &crates {
@@ -52,7 +57,13 @@ fn wanted(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     }
     let manifest = format!("{}{block}{}", &manifest[..begin], &manifest[end..]);
 
-    Ok(vec![(root.join("crates/keywire-server/src/integrations.rs"), linking), (manifest_path, manifest)])
+    Ok(vec![
+        (
+            root.join("crates/keywire-server/src/integrations.rs"),
+            linking,
+        ),
+        (manifest_path, manifest),
+    ])
 }
 
 /// Regenerates (or checks) every generated file; returns what it did, one line per file.
@@ -60,7 +71,11 @@ pub fn run(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     let mut stale = Vec::new();
     for (path, contents) in wanted(root)? {
-        let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == contents {
             report.push(format!("fresh   {shown}"));
@@ -69,7 +84,8 @@ pub fn run(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
         match mode {
             Mode::Check => stale.push(shown),
             Mode::Write => {
-                std::fs::write(&path, contents).map_err(|e| format!("cannot write {shown}: {e}"))?;
+                std::fs::write(&path, contents)
+                    .map_err(|e| format!("cannot write {shown}: {e}"))?;
                 report.push(format!("wrote   {shown}"));
             }
         }
@@ -77,7 +93,10 @@ pub fn run(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
     if stale.is_empty() {
         Ok(report)
     } else {
-        Err(format!("stale generated files: {}; run `cargo xtask codegen` and commit", stale.join(", ")))
+        Err(format!(
+            "stale generated files: {}; run `cargo xtask codegen` and commit",
+            stale.join(", ")
+        ))
     }
 }
 

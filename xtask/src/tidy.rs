@@ -23,11 +23,22 @@ mod tests {
             .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
             .expect("rustc -vV names the host");
         let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--offline",
+                "--filter-platform",
+                &host,
+            ])
             .current_dir(workspace_root())
             .output()
             .expect("run cargo metadata");
-        assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
     }
 
@@ -45,7 +56,13 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null())
+                })
                 .map(|d| d["pkg"].as_str().unwrap())
                 .collect();
             direct.insert(node["id"].as_str().unwrap(), deps);
@@ -69,36 +86,67 @@ mod tests {
     #[test]
     fn core_and_integrations_know_nothing_of_the_server_or_the_database() {
         let closure = normal_closure(&metadata());
-        let forbidden = ["actix-web", "diesel", "diesel-async", "keywire-db", "keywire-server"];
+        let forbidden = [
+            "actix-web",
+            "diesel",
+            "diesel-async",
+            "keywire-db",
+            "keywire-server",
+        ];
         let mut checked = 0;
         for (crate_name, deps) in &closure {
             if crate_name == "keywire-core" || crate_name.starts_with("keywire-integration-") {
                 checked += 1;
                 for bad in forbidden {
-                    assert!(!deps.contains(bad), "{crate_name} depends on {bad} (see docs/ARCHITECTURE.md)");
+                    assert!(
+                        !deps.contains(bad),
+                        "{crate_name} depends on {bad} (see docs/ARCHITECTURE.md)"
+                    );
                 }
                 if crate_name != "keywire-core" {
-                    assert!(deps.contains("keywire-core"), "{crate_name} must build on keywire-core");
+                    assert!(
+                        deps.contains("keywire-core"),
+                        "{crate_name} must build on keywire-core"
+                    );
                 }
             }
         }
-        assert!(checked >= 3, "expected keywire-core and at least two integration crates");
+        assert!(
+            checked >= 3,
+            "expected keywire-core and at least two integration crates"
+        );
     }
 
     #[test]
     fn every_crate_has_a_readme_a_crate_doc_and_workspace_lints() {
         let root = workspace_root();
-        let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates")).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         dirs.push(root.join("xtask"));
         for dir in dirs {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-            assert!(manifest.contains("[lints]\nworkspace = true"), "{name}: add `[lints] workspace = true`");
-            let entry = ["src/lib.rs", "src/main.rs"].iter().map(|f| dir.join(f)).find(|p| p.exists()).unwrap();
+            assert!(
+                manifest.contains("[lints]\nworkspace = true"),
+                "{name}: add `[lints] workspace = true`"
+            );
+            let entry = ["src/lib.rs", "src/main.rs"]
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.exists())
+                .unwrap();
             let source = std::fs::read_to_string(&entry).unwrap();
-            assert!(source.contains("//!") || source.contains("#![doc"), "{name}: the crate needs a `//!` doc");
+            assert!(
+                source.contains("//!") || source.contains("#![doc"),
+                "{name}: the crate needs a `//!` doc"
+            );
             if name != "xtask" && name != "keywire-server" {
-                assert!(dir.join("README.md").exists(), "{name}: add a README.md (the crate's rustdoc)");
+                assert!(
+                    dir.join("README.md").exists(),
+                    "{name}: add a README.md (the crate's rustdoc)"
+                );
             }
         }
     }
@@ -107,7 +155,11 @@ mod tests {
     fn no_test_is_ignored_and_nothing_is_left_unfinished() {
         let root = workspace_root();
         let mut stack = vec![root.join("crates"), root.join("xtask")];
-        let needles = [concat!("#[", "ignore"), concat!("todo", "!("), concat!("unimplemented", "!(")];
+        let needles = [
+            concat!("#[", "ignore"),
+            concat!("todo", "!("),
+            concat!("unimplemented", "!("),
+        ];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -116,7 +168,11 @@ mod tests {
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for needle in needles {
-                        assert!(!text.contains(needle), "{} contains `{needle}`", path.display());
+                        assert!(
+                            !text.contains(needle),
+                            "{} contains `{needle}`",
+                            path.display()
+                        );
                     }
                 }
             }

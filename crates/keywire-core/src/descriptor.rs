@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::event::EventType;
 use crate::integration::Integration;
-use crate::metadata::{FieldError, FieldErrors, Metadata, parse_metadata, schema_of, secret_pointers};
+use crate::metadata::{
+    FieldError, FieldErrors, Metadata, parse_metadata, schema_of, secret_pointers,
+};
 
 /// Infrastructure action: write values that differ at the target.
 pub const ACTION_UPSERT: &str = "upsert";
@@ -48,13 +50,20 @@ pub struct ScopeRule {
 
 impl ScopeRule {
     /// Workspace-wide or narrowed, as the user likes.
-    pub const ANY: ScopeRule = ScopeRule { project_required: false, environments: EnvironmentRule::Any };
+    pub const ANY: ScopeRule = ScopeRule {
+        project_required: false,
+        environments: EnvironmentRule::Any,
+    };
     /// A project and at least one of its environments.
-    pub const PROJECT_ENVIRONMENTS: ScopeRule =
-        ScopeRule { project_required: true, environments: EnvironmentRule::AtLeastOne };
+    pub const PROJECT_ENVIRONMENTS: ScopeRule = ScopeRule {
+        project_required: true,
+        environments: EnvironmentRule::AtLeastOne,
+    };
     /// A project and exactly one of its environments.
-    pub const PROJECT_ONE_ENVIRONMENT: ScopeRule =
-        ScopeRule { project_required: true, environments: EnvironmentRule::ExactlyOne };
+    pub const PROJECT_ONE_ENVIRONMENT: ScopeRule = ScopeRule {
+        project_required: true,
+        environments: EnvironmentRule::ExactlyOne,
+    };
 }
 
 /// One integration type, as submitted to the registry by its crate:
@@ -87,7 +96,11 @@ pub struct IntegrationDescriptor {
 impl IntegrationDescriptor {
     /// A communication integration permitted every event type, with any scope; adjust with the
     /// `const` builder methods below.
-    pub const fn new<M, I>(type_id: &'static str, name: &'static str, description: &'static str) -> Self
+    pub const fn new<M, I>(
+        type_id: &'static str,
+        name: &'static str,
+        description: &'static str,
+    ) -> Self
     where
         M: Metadata,
         I: Integration + From<M>,
@@ -153,7 +166,9 @@ impl IntegrationDescriptor {
 
 impl std::fmt::Debug for IntegrationDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntegrationDescriptor").field("type_id", &self.type_id).finish_non_exhaustive()
+        f.debug_struct("IntegrationDescriptor")
+            .field("type_id", &self.type_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,14 +183,18 @@ inventory::collect!(IntegrationDescriptor);
 
 /// Every registered integration type, sorted by type id (link order is not stable).
 pub fn registry() -> Vec<&'static IntegrationDescriptor> {
-    let mut all: Vec<_> = inventory::iter::<IntegrationDescriptor>.into_iter().collect();
+    let mut all: Vec<_> = inventory::iter::<IntegrationDescriptor>
+        .into_iter()
+        .collect();
     all.sort_by_key(|d| d.type_id);
     all
 }
 
 /// The integration type with this id.
 pub fn find(type_id: &str) -> Option<&'static IntegrationDescriptor> {
-    inventory::iter::<IntegrationDescriptor>.into_iter().find(|d| d.type_id == type_id)
+    inventory::iter::<IntegrationDescriptor>
+        .into_iter()
+        .find(|d| d.type_id == type_id)
 }
 
 /// Checks a requested `notifyOn` list against what the type permits. Returns the event types,
@@ -191,16 +210,26 @@ pub fn validate_permitted_events(
     }
     for (i, name) in requested.iter().enumerate() {
         match EventType::parse(name) {
-            None => errors.push(FieldError::new(format!("/{i}"), format!("`{}` is not an event type", clip(name)))),
+            None => errors.push(FieldError::new(
+                format!("/{i}"),
+                format!("`{}` is not an event type", clip(name)),
+            )),
             Some(ty) if !descriptor.permitted_events.contains(&ty) => errors.push(FieldError::new(
                 format!("/{i}"),
-                format!("`{ty}` is not permitted for {} integrations", descriptor.type_id),
+                format!(
+                    "`{ty}` is not permitted for {} integrations",
+                    descriptor.type_id
+                ),
             )),
             Some(ty) if !out.contains(&ty) => out.push(ty),
             Some(_) => {}
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(FieldErrors { errors }) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(FieldErrors { errors })
+    }
 }
 
 /// Checks a requested `actions` list against what the type permits; de-duplicates.
@@ -211,7 +240,11 @@ pub fn validate_permitted_actions(
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (i, name) in requested.iter().enumerate() {
-        match descriptor.permitted_actions.iter().find(|a| **a == name.as_str()) {
+        match descriptor
+            .permitted_actions
+            .iter()
+            .find(|a| **a == name.as_str())
+        {
             Some(action) if !out.contains(action) => out.push(*action),
             Some(_) => {}
             None => errors.push(FieldError::new(
@@ -229,7 +262,11 @@ pub fn validate_permitted_actions(
             )),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(FieldErrors { errors }) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(FieldErrors { errors })
+    }
 }
 
 /// Echoes at most 64 characters of user input in a message.
@@ -245,21 +282,33 @@ fn clip(s: &str) -> String {
 /// a test. Returns every violation found, not just the first.
 pub fn check_descriptor(type_id: &str) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let matching = inventory::iter::<IntegrationDescriptor>.into_iter().filter(|d| d.type_id == type_id).count();
+    let matching = inventory::iter::<IntegrationDescriptor>
+        .into_iter()
+        .filter(|d| d.type_id == type_id)
+        .count();
     if matching != 1 {
-        return Err(vec![format!("`{type_id}` is registered {matching} times, expected once")]);
+        return Err(vec![format!(
+            "`{type_id}` is registered {matching} times, expected once"
+        )]);
     }
-    let Some(d) = find(type_id) else { unreachable!("counted above") };
+    let Some(d) = find(type_id) else {
+        unreachable!("counted above")
+    };
     let valid_id = type_id.starts_with(|c: char| c.is_ascii_lowercase())
-        && type_id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && type_id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid_id {
-        problems.push(format!("type id `{type_id}` does not match ^[a-z][a-z0-9_]*$"));
+        problems.push(format!(
+            "type id `{type_id}` does not match ^[a-z][a-z0-9_]*$"
+        ));
     }
     if d.name.trim().is_empty() {
         problems.push("name is empty".into());
     }
     if d.description.trim().len() < 10 || !d.description.ends_with('.') {
-        problems.push("description must be a sentence (10+ characters, ending with a period)".into());
+        problems
+            .push("description must be a sentence (10+ characters, ending with a period)".into());
     }
     if d.permitted_events.is_empty() {
         problems.push("permits no event type".into());
@@ -284,9 +333,14 @@ pub fn check_descriptor(type_id: &str) -> Result<(), Vec<String>> {
         None => problems.push("metadata schema is not an object with properties".into()),
         Some(props) => {
             for (field, prop) in props {
-                let described = prop.get("description").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+                let described = prop
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.trim().is_empty());
                 if !described {
-                    problems.push(format!("metadata field `{field}` has no doc comment (schema description)"));
+                    problems.push(format!(
+                        "metadata field `{field}` has no doc comment (schema description)"
+                    ));
                 }
             }
         }
@@ -295,5 +349,9 @@ pub fn check_descriptor(type_id: &str) -> Result<(), Vec<String>> {
     if let Err(errors) = d.build(&example) {
         problems.push(format!("example metadata does not build: {errors}"));
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }

@@ -46,30 +46,52 @@ impl FromStr for AllowRule {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if let Some((net, prefix)) = s.split_once('/') {
-            let network: IpAddr = net.parse().map_err(|_| format!("`{s}`: not an IP network"))?;
+            let network: IpAddr = net
+                .parse()
+                .map_err(|_| format!("`{s}`: not an IP network"))?;
             let max = if network.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = prefix.parse().ok().filter(|p| *p <= max).ok_or(format!("`{s}`: bad prefix length"))?;
+            let prefix: u8 = prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or(format!("`{s}`: bad prefix length"))?;
             return Ok(AllowRule::Cidr { network, prefix });
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
             let prefix = if ip.is_ipv4() { 32 } else { 128 };
-            return Ok(AllowRule::Cidr { network: ip, prefix });
+            return Ok(AllowRule::Cidr {
+                network: ip,
+                prefix,
+            });
         }
         let valid_host = !s.is_empty()
             && s.len() <= 253
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-        if valid_host { Ok(AllowRule::Host(s.to_ascii_lowercase())) } else { Err(format!("`{s}`: not a CIDR, IP or host name")) }
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if valid_host {
+            Ok(AllowRule::Host(s.to_ascii_lowercase()))
+        } else {
+            Err(format!("`{s}`: not a CIDR, IP or host name"))
+        }
     }
 }
 
 fn in_cidr(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     match (canonical(ip), canonical(network)) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             u32::from(a) & mask == u32::from(b) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             u128::from(a) & mask == u128::from(b) & mask
         }
         _ => false,
@@ -154,12 +176,17 @@ impl OutboundPolicy {
     /// Parses a comma-separated allow-list (`127.0.0.1/32, vault.internal`); empty entries are
     /// skipped.
     pub fn parse_allow_list(list: &str) -> Result<Vec<AllowRule>, String> {
-        list.split(',').filter(|s| !s.trim().is_empty()).map(AllowRule::from_str).collect()
+        list.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(AllowRule::from_str)
+            .collect()
     }
 
     fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.allow.iter().any(|r| matches!(r, AllowRule::Host(h) if *h == host))
+        self.allow
+            .iter()
+            .any(|r| matches!(r, AllowRule::Host(h) if *h == host))
     }
 
     fn allows_ip(&self, ip: IpAddr) -> bool {
@@ -170,10 +197,14 @@ impl OutboundPolicy {
     /// (which never reach the DNS guard).
     fn check_url(&self, url: &Url) -> Result<(), OutboundError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(OutboundError::refused("only http and https URLs may be called"));
+            return Err(OutboundError::refused(
+                "only http and https URLs may be called",
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(OutboundError::refused("URLs with a user name or password are not accepted"));
+            return Err(OutboundError::refused(
+                "URLs with a user name or password are not accepted",
+            ));
         }
         let ip = match url.host() {
             None => return Err(OutboundError::refused("the URL has no host")),
@@ -184,7 +215,9 @@ impl OutboundPolicy {
         if self.allows_ip(ip) {
             Ok(())
         } else {
-            Err(OutboundError::refused("the URL points to a private or reserved address"))
+            Err(OutboundError::refused(
+                "the URL points to a private or reserved address",
+            ))
         }
     }
 }
@@ -199,10 +232,14 @@ impl Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let host_allowed = policy.allows_host(&host);
-            let allowed: Vec<SocketAddr> =
-                found.iter().copied().filter(|a| host_allowed || policy.allows_ip(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| host_allowed || policy.allows_ip(a.ip()))
+                .collect();
             if allowed.is_empty() && !found.is_empty() {
                 return Err(Box::new(PrivateAddress) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -231,7 +268,9 @@ pub struct OutboundClient {
 
 impl fmt::Debug for OutboundClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OutboundClient").field("allow", &self.policy.allow).finish_non_exhaustive()
+        f.debug_struct("OutboundClient")
+            .field("allow", &self.policy.allow)
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,9 +297,12 @@ impl OutboundClient {
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.request_timeout)
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                let same_host = attempt.previous().first().map(|first| first.host_str()) == Some(attempt.url().host_str());
+                let same_host = attempt.previous().first().map(|first| first.host_str())
+                    == Some(attempt.url().host_str());
                 if attempt.previous().len() > 5 {
                     attempt.error("too many redirects")
                 } else if !same_host {
@@ -303,14 +345,22 @@ impl OutboundClient {
         let status = response.status();
         let headers = response.headers().clone();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(OutboundError::from_reqwest)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(OutboundError::from_reqwest)?
+        {
             let room = MAX_BODY_BYTES.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if room <= chunk.len() {
                 break;
             }
         }
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -340,7 +390,8 @@ impl Reply {
     pub fn retry_after(&self) -> Option<Duration> {
         let value = self.headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
         if let Ok(secs) = value.parse::<f64>() {
-            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+            return (secs.is_finite() && secs >= 0.0)
+                .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
         }
         let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
         let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
@@ -364,8 +415,16 @@ impl Reply {
 }
 
 fn excerpt(text: &str) -> String {
-    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(EXCERPT_CHARS).collect();
-    if text.chars().count() > EXCERPT_CHARS { format!("{one_line}…") } else { one_line }
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EXCERPT_CHARS)
+        .collect();
+    if text.chars().count() > EXCERPT_CHARS {
+        format!("{one_line}…")
+    } else {
+        one_line
+    }
 }
 
 /// Why an outbound call failed. Messages never contain the URL.
@@ -458,9 +517,23 @@ mod tests {
     #[test]
     fn private_and_reserved_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "::1", "::", "fd00::1", "fe80::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a00:1", "2002:7f00:1::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::1",
         ] {
             assert!(is_private_ip(ip.parse().unwrap()), "{ip} should be private");
         }
@@ -471,8 +544,13 @@ mod tests {
 
     #[test]
     fn allow_rules_parse_and_match() {
-        let rules = OutboundPolicy::parse_allow_list("127.0.0.1/32, 10.0.0.0/8 ,vault.internal,::1").unwrap();
-        let policy = OutboundPolicy { allow: rules, ..OutboundPolicy::default() };
+        let rules =
+            OutboundPolicy::parse_allow_list("127.0.0.1/32, 10.0.0.0/8 ,vault.internal,::1")
+                .unwrap();
+        let policy = OutboundPolicy {
+            allow: rules,
+            ..OutboundPolicy::default()
+        };
         assert!(policy.allows_ip("127.0.0.1".parse().unwrap()));
         assert!(policy.allows_ip("10.200.0.1".parse().unwrap()));
         assert!(policy.allows_ip("::1".parse().unwrap()));
@@ -486,13 +564,20 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        let mut reply = Reply { status: StatusCode::TOO_MANY_REQUESTS, headers: HeaderMap::new(), body: b"slow down".to_vec() };
+        let mut reply = Reply {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            headers: HeaderMap::new(),
+            body: b"slow down".to_vec(),
+        };
         reply.headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(reply.retry_after(), Some(Duration::from_secs(7)));
         let err = reply.clone().error_for_status().unwrap_err();
         assert!(err.is_retryable());
         assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
-        reply.headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        reply.headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(reply.retry_after(), Some(Duration::ZERO));
         reply.status = StatusCode::NOT_FOUND;
         assert!(!reply.error_for_status().unwrap_err().is_retryable());

@@ -93,9 +93,15 @@ pub trait Integration: Send + Sync + 'static {
     async fn validate(&self, ctx: &Context) -> Result<(), IntegrationError>;
 
     /// Renders the event and sends it (communication integrations).
-    async fn emit(&self, ctx: &Context, delivery: Delivery<'_>) -> Result<Outcome, IntegrationError> {
+    async fn emit(
+        &self,
+        ctx: &Context,
+        delivery: Delivery<'_>,
+    ) -> Result<Outcome, IntegrationError> {
         let _ = (ctx, delivery);
-        Err(IntegrationError::Unsupported("this integration does not send messages".into()))
+        Err(IntegrationError::Unsupported(
+            "this integration does not send messages".into(),
+        ))
     }
 
     /// Removes what the integration wrote at the target, when it is deleted with cleanup.

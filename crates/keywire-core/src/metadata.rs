@@ -84,7 +84,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error at `pointer`.
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldError { pointer: pointer.into(), detail: detail.into() }
+        FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 
     /// The same error with `prefix` put before its pointer (`/metadata` + `/webhookUrl`).
@@ -104,18 +107,28 @@ pub struct FieldErrors {
 impl FieldErrors {
     /// A single error.
     pub fn one(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        FieldErrors { errors: vec![FieldError::new(pointer, detail)] }
+        FieldErrors {
+            errors: vec![FieldError::new(pointer, detail)],
+        }
     }
 
     /// All errors with `prefix` put before their pointers.
     pub fn prefixed(self, prefix: &str) -> Self {
-        FieldErrors { errors: self.errors.into_iter().map(|e| e.prefixed(prefix)).collect() }
+        FieldErrors {
+            errors: self
+                .errors
+                .into_iter()
+                .map(|e| e.prefixed(prefix))
+                .collect(),
+        }
     }
 }
 
 impl From<FieldError> for FieldErrors {
     fn from(error: FieldError) -> Self {
-        FieldErrors { errors: vec![error] }
+        FieldErrors {
+            errors: vec![error],
+        }
     }
 }
 
@@ -125,7 +138,11 @@ impl fmt::Display for FieldErrors {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            let at = if e.pointer.is_empty() { "/" } else { &e.pointer };
+            let at = if e.pointer.is_empty() {
+                "/"
+            } else {
+                &e.pointer
+            };
             write!(f, "{at}: {}", e.detail)?;
         }
         Ok(())
@@ -290,26 +307,41 @@ mod tests {
     }
 
     fn pointer_of(value: Value) -> String {
-        parse_metadata::<Sample>(&value).unwrap_err().errors[0].pointer.clone()
+        parse_metadata::<Sample>(&value).unwrap_err().errors[0]
+            .pointer
+            .clone()
     }
 
     #[test]
     fn errors_point_at_the_bad_field() {
         assert_eq!(pointer_of(json!({"apiToken": "x"})), "/channel");
-        assert_eq!(pointer_of(json!({"apiToken": "x", "channel": "c", "bogus": 1})), "/bogus");
-        assert_eq!(pointer_of(json!({"apiToken": "x", "channel": 4})), "/channel");
-        assert_eq!(pointer_of(json!({"apiToken": "x", "channel": "c", "tries": [1, 300]})), "/tries/1");
+        assert_eq!(
+            pointer_of(json!({"apiToken": "x", "channel": "c", "bogus": 1})),
+            "/bogus"
+        );
+        assert_eq!(
+            pointer_of(json!({"apiToken": "x", "channel": 4})),
+            "/channel"
+        );
+        assert_eq!(
+            pointer_of(json!({"apiToken": "x", "channel": "c", "tries": [1, 300]})),
+            "/tries/1"
+        );
         assert_eq!(
             pointer_of(json!({"apiToken": "x", "channel": "c", "nested": {"password": 1}})),
             "/nested/password"
         );
-        assert_eq!(pointer_of(json!({"apiToken": "x", "channel": ""})), "/channel");
+        assert_eq!(
+            pointer_of(json!({"apiToken": "x", "channel": ""})),
+            "/channel"
+        );
         assert_eq!(pointer_of(json!("not an object")), "");
     }
 
     #[test]
     fn errors_about_credentials_do_not_echo_them() {
-        let err = parse_metadata::<Sample>(&json!({"apiToken": 982451653, "channel": "c"})).unwrap_err();
+        let err =
+            parse_metadata::<Sample>(&json!({"apiToken": 982451653, "channel": "c"})).unwrap_err();
         assert_eq!(err.errors[0].pointer, "/apiToken");
         assert!(!err.to_string().contains("982451653"), "{err}");
     }
@@ -318,16 +350,24 @@ mod tests {
     fn credentials_are_write_only_and_redacted() {
         let schema = schema_of::<Sample>();
         assert_eq!(schema["properties"]["apiToken"]["writeOnly"], json!(true));
-        assert_eq!(schema["properties"]["channel"]["description"], json!("Where to post."));
-        assert_eq!(secret_pointers(&schema), vec!["/apiToken", "/nested/password"]);
-        let mut value = json!({"apiToken": "s3cr3t", "channel": "c", "nested": {"password": "p4ss"}});
+        assert_eq!(
+            schema["properties"]["channel"]["description"],
+            json!("Where to post.")
+        );
+        assert_eq!(
+            secret_pointers(&schema),
+            vec!["/apiToken", "/nested/password"]
+        );
+        let mut value =
+            json!({"apiToken": "s3cr3t", "channel": "c", "nested": {"password": "p4ss"}});
         redact_secrets(&mut value, &schema);
         assert_eq!(value, json!({"channel": "c", "nested": {}}));
     }
 
     #[test]
     fn secrets_do_not_print() {
-        let parsed = parse_metadata::<Sample>(&json!({"apiToken": "s3cr3t", "channel": "c"})).unwrap();
+        let parsed =
+            parse_metadata::<Sample>(&json!({"apiToken": "s3cr3t", "channel": "c"})).unwrap();
         assert!(!format!("{parsed:?}").contains("s3cr3t"));
         assert_eq!(parsed.api_token.expose(), "s3cr3t");
     }

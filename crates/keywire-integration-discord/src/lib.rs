@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use keywire_core::schemars::JsonSchema;
 use keywire_core::{
-    Context, Delivery, EventData, FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata,
-    Method, OutboundError, Outcome, Secret, Severity, Url, async_trait, inventory,
+    Context, Delivery, EventData, FieldErrors, Integration, IntegrationDescriptor,
+    IntegrationError, Metadata, Method, OutboundError, Outcome, Secret, Severity, Url, async_trait,
+    inventory,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,7 +44,8 @@ impl Metadata for DiscordMetadata {
     }
 
     fn check(&self) -> Result<(), FieldErrors> {
-        check_webhook_url(self.webhook_url.expose()).map_err(|why| FieldErrors::one("/webhookUrl", why))
+        check_webhook_url(self.webhook_url.expose())
+            .map_err(|why| FieldErrors::one("/webhookUrl", why))
     }
 }
 
@@ -64,12 +66,21 @@ fn check_webhook_url(raw: &str) -> Result<(), String> {
     let (id, token) = match segments.as_slice() {
         ["api", "webhooks", id, token] => (*id, *token),
         ["api", version, "webhooks", id, token] if is_api_version(version) => (*id, *token),
-        _ => return Err("must be a webhook URL: https://discord.com/api/webhooks/<id>/<token>".into()),
+        _ => {
+            return Err(
+                "must be a webhook URL: https://discord.com/api/webhooks/<id>/<token>".into(),
+            );
+        }
     };
     let id_ok = !id.is_empty() && id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit());
-    let token_ok = !token.is_empty() && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let token_ok = !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !id_ok || !token_ok {
-        return Err("the webhook id must be digits and the token letters, digits, `-` or `_`".into());
+        return Err(
+            "the webhook id must be digits and the token letters, digits, `-` or `_`".into(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".into());
@@ -78,7 +89,9 @@ fn check_webhook_url(raw: &str) -> Result<(), String> {
 }
 
 fn is_api_version(segment: &str) -> bool {
-    segment.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    segment
+        .strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A configured Discord integration.
@@ -88,7 +101,9 @@ pub struct Discord {
 
 impl From<DiscordMetadata> for Discord {
     fn from(metadata: DiscordMetadata) -> Self {
-        Discord { webhook_url: metadata.webhook_url }
+        Discord {
+            webhook_url: metadata.webhook_url,
+        }
     }
 }
 
@@ -148,12 +163,18 @@ pub fn render(event: &EventData, public_url: Option<&str>) -> Value {
     }
     let mut budget = EMBED_TOTAL_MAX;
     let title = truncate(&event.title, TITLE_MAX);
-    let description = truncate(&format!("{} in workspace **{}**", event.event_type, event.workspace), 512);
+    let description = truncate(
+        &format!("{} in workspace **{}**", event.event_type, event.workspace),
+        512,
+    );
     budget -= title.chars().count() + description.chars().count() + "keywire".len();
     let mut rendered = Vec::new();
     for (name, value, inline) in fields.into_iter().take(FIELDS_MAX) {
         let name = truncate(&name, FIELD_NAME_MAX);
-        let value = truncate(&value, FIELD_VALUE_MAX.min(budget.saturating_sub(name.chars().count())));
+        let value = truncate(
+            &value,
+            FIELD_VALUE_MAX.min(budget.saturating_sub(name.chars().count())),
+        );
         let cost = name.chars().count() + value.chars().count();
         if value.is_empty() || cost > budget {
             break;
@@ -170,7 +191,11 @@ pub fn render(event: &EventData, public_url: Option<&str>) -> Value {
         "footer": {"text": "keywire"},
     });
     if let Some(base) = public_url {
-        embed["url"] = json!(format!("{}/api/v1/workspaces/{}/events", base.trim_end_matches('/'), event.workspace));
+        embed["url"] = json!(format!(
+            "{}/api/v1/workspaces/{}/events",
+            base.trim_end_matches('/'),
+            event.workspace
+        ));
     }
     json!({"username": "keywire", "embeds": [embed], "allowed_mentions": {"parse": []}})
 }
@@ -178,12 +203,21 @@ pub fn render(event: &EventData, public_url: Option<&str>) -> Value {
 /// Discord puts the wait in the body of a 429 too (`retry_after`, seconds).
 fn with_body_retry_after(err: OutboundError, body: &[u8]) -> OutboundError {
     match err {
-        OutboundError::Status { status: 429, retryable, retry_after: None, excerpt } => {
-            let seconds = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["retry_after"].as_f64());
+        OutboundError::Status {
+            status: 429,
+            retryable,
+            retry_after: None,
+            excerpt,
+        } => {
+            let seconds = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["retry_after"].as_f64());
             OutboundError::Status {
                 status: 429,
                 retryable,
-                retry_after: seconds.filter(|s| s.is_finite() && *s >= 0.0).map(|s| Duration::from_secs_f64(s.min(3600.0))),
+                retry_after: seconds
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(|s| Duration::from_secs_f64(s.min(3600.0))),
                 excerpt,
             }
         }
@@ -194,11 +228,17 @@ fn with_body_retry_after(err: OutboundError, body: &[u8]) -> OutboundError {
 #[async_trait]
 impl Integration for Discord {
     async fn validate(&self, ctx: &Context) -> Result<(), IntegrationError> {
-        let reply = ctx.http.send(ctx.http.request(Method::GET, self.webhook_url.expose())?).await?;
+        let reply = ctx
+            .http
+            .send(ctx.http.request(Method::GET, self.webhook_url.expose())?)
+            .await?;
         match reply.status.as_u16() {
             200 => Ok(()),
             401 | 404 => Err(IntegrationError::Provider {
-                message: format!("Discord does not know this webhook (HTTP {}): check the webhook URL", reply.status.as_u16()),
+                message: format!(
+                    "Discord does not know this webhook (HTTP {}): check the webhook URL",
+                    reply.status.as_u16()
+                ),
                 retryable: false,
                 status: Some(reply.status.as_u16()),
             }),
@@ -207,13 +247,24 @@ impl Integration for Discord {
         }
     }
 
-    async fn emit(&self, ctx: &Context, delivery: Delivery<'_>) -> Result<Outcome, IntegrationError> {
+    async fn emit(
+        &self,
+        ctx: &Context,
+        delivery: Delivery<'_>,
+    ) -> Result<Outcome, IntegrationError> {
         let url = format!("{}?wait=true", self.webhook_url.expose());
         let body = render(delivery.event, ctx.public_url.as_deref());
-        let reply = ctx.http.send(ctx.http.request(Method::POST, &url)?.json(&body)).await?;
+        let reply = ctx
+            .http
+            .send(ctx.http.request(Method::POST, &url)?.json(&body))
+            .await?;
         let raw = reply.body.clone();
-        let reply = reply.error_for_status().map_err(|e| with_body_retry_after(e, &raw))?;
-        let message_id = serde_json::from_slice::<Value>(&reply.body).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+        let reply = reply
+            .error_for_status()
+            .map_err(|e| with_body_retry_after(e, &raw))?;
+        let message_id = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned));
         Ok(Outcome {
             status: Some(reply.status.as_u16()),
             excerpt: message_id.map_or_else(String::new, |id| format!("message {id}")),

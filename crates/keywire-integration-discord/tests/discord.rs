@@ -18,7 +18,10 @@ fn descriptor_meets_the_contract() {
     check_descriptor("discord").unwrap();
     let d = find("discord").unwrap();
     assert_eq!(d.secret_fields(), vec!["/webhookUrl"]);
-    assert_eq!(d.metadata_schema()["properties"]["webhookUrl"]["writeOnly"], json!(true));
+    assert_eq!(
+        d.metadata_schema()["properties"]["webhookUrl"]["writeOnly"],
+        json!(true)
+    );
 }
 
 #[tokio::test]
@@ -27,7 +30,17 @@ async fn emit_posts_an_embed_and_returns_the_message_id() {
     let ctx = context_overriding("https://discord.com", &fake);
     let integration = find("discord").unwrap().build(&metadata()).unwrap();
     let event = sample_event();
-    let outcome = integration.emit(&ctx, Delivery { message_id: "run_1", attempt: 1, event: &event }).await.unwrap();
+    let outcome = integration
+        .emit(
+            &ctx,
+            Delivery {
+                message_id: "run_1",
+                attempt: 1,
+                event: &event,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(outcome.status, Some(200));
     assert_eq!(outcome.excerpt, "message 1190000000000000001");
     let request = &fake.requests()[0];
@@ -38,10 +51,23 @@ async fn emit_posts_an_embed_and_returns_the_message_id() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().to_owned(), f["value"].as_str().unwrap().to_owned()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["value"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    for expected in [("Project", "shop"), ("Environments", "prod"), ("By", "alice"), ("key", "DATABASE_URL")] {
-        assert!(fields.contains(&(expected.0.into(), expected.1.into())), "{fields:?}");
+    for expected in [
+        ("Project", "shop"),
+        ("Environments", "prod"),
+        ("By", "alice"),
+        ("key", "DATABASE_URL"),
+    ] {
+        assert!(
+            fields.contains(&(expected.0.into(), expected.1.into())),
+            "{fields:?}"
+        );
     }
 }
 
@@ -58,7 +84,17 @@ async fn oversized_events_are_truncated_not_refused() {
         payload.insert(format!("{}{i}", "k".repeat(300)), json!("v".repeat(2000)));
     }
     event.payload = payload.into();
-    integration.emit(&ctx, Delivery { message_id: "run_1", attempt: 1, event: &event }).await.unwrap();
+    integration
+        .emit(
+            &ctx,
+            Delivery {
+                message_id: "run_1",
+                attempt: 1,
+                event: &event,
+            },
+        )
+        .await
+        .unwrap();
     let body = fake.requests()[0].json();
     discord::check_message(&body).unwrap();
     assert!(body["embeds"][0]["title"].as_str().unwrap().ends_with('…'));
@@ -70,23 +106,61 @@ async fn rate_limits_are_retryable_with_discords_wait() {
     let ctx = context_overriding("https://discord.com", &fake);
     let integration = find("discord").unwrap().build(&metadata()).unwrap();
     let event = sample_event();
-    let err = integration.emit(&ctx, Delivery { message_id: "run_1", attempt: 1, event: &event }).await.unwrap_err();
+    let err = integration
+        .emit(
+            &ctx,
+            Delivery {
+                message_id: "run_1",
+                attempt: 1,
+                event: &event,
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(err.is_retryable());
     assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
-    integration.emit(&ctx, Delivery { message_id: "run_1", attempt: 2, event: &event }).await.unwrap();
+    integration
+        .emit(
+            &ctx,
+            Delivery {
+                message_id: "run_1",
+                attempt: 2,
+                event: &event,
+            },
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn live_check_knows_good_and_unknown_webhooks_and_never_prints_the_token() {
     let fake = discord::start(0);
     let ctx = context_overriding("https://discord.com", &fake);
-    find("discord").unwrap().build(&metadata()).unwrap().validate(&ctx).await.unwrap();
+    find("discord")
+        .unwrap()
+        .build(&metadata())
+        .unwrap()
+        .validate(&ctx)
+        .await
+        .unwrap();
     assert_eq!(fake.requests()[0].method, "GET");
 
-    let wrong = format!("https://discord.com/api/webhooks/{}/wrongTokenValue", discord::WEBHOOK_ID);
-    let err = find("discord").unwrap().build(&json!({"webhookUrl": wrong})).unwrap().validate(&ctx).await.unwrap_err();
+    let wrong = format!(
+        "https://discord.com/api/webhooks/{}/wrongTokenValue",
+        discord::WEBHOOK_ID
+    );
+    let err = find("discord")
+        .unwrap()
+        .build(&json!({"webhookUrl": wrong}))
+        .unwrap()
+        .validate(&ctx)
+        .await
+        .unwrap_err();
     assert!(!err.is_retryable());
     let text = format!("{err} {err:?}");
     assert!(text.contains("401"), "{text}");
-    assert!(!text.contains("wrongTokenValue") && !text.contains(discord::WEBHOOK_TOKEN), "{text}");
+    assert!(
+        !text.contains("wrongTokenValue") && !text.contains(discord::WEBHOOK_TOKEN),
+        "{text}"
+    );
 }

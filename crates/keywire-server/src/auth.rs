@@ -26,22 +26,41 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let header = req.headers().get(AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        let header = req
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
             let token = match header {
-                None => return Err(ApiError::unauthorized("send `Authorization: Bearer <token>`")),
-                Some(Err(_)) => return Err(ApiError::unauthorized("the Authorization header is not valid text")),
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "send `Authorization: Bearer <token>`",
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(ApiError::unauthorized(
+                        "the Authorization header is not valid text",
+                    ));
+                }
                 Some(Ok(value)) => match value.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    Some((scheme, token))
+                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                    {
                         token.trim().to_owned()
                     }
-                    _ => return Err(ApiError::unauthorized("the Authorization header must be `Bearer <token>`")),
+                    _ => {
+                        return Err(ApiError::unauthorized(
+                            "the Authorization header must be `Bearer <token>`",
+                        ));
+                    }
                 },
             };
             match state.db.authenticate(&token).await? {
                 Some((user, token)) => Ok(Caller { user, token }),
-                None => Err(ApiError::unauthorized("the token is not valid (unknown, revoked or expired)")),
+                None => Err(ApiError::unauthorized(
+                    "the token is not valid (unknown, revoked or expired)",
+                )),
             }
         })
     }

@@ -19,10 +19,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Body<T>, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = req.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-            let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-            media == "application/json" || media.ends_with("+json")
-        });
+        let json = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let media = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                media == "application/json" || media.ends_with("+json")
+            });
         let bytes = web::Bytes::from_request(req, payload);
         let limit = crate::state::body_limit(req);
         Box::pin(async move {
@@ -33,9 +42,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                     "send the body as `Content-Type: application/json`",
                 ));
             }
-            let bytes = bytes.await.map_err(|err| match err.as_error::<actix_web::error::PayloadError>() {
-                Some(actix_web::error::PayloadError::Overflow) => ApiError::too_large(limit),
-                _ => ApiError::bad_request("the request body could not be read"),
+            let bytes = bytes.await.map_err(|err| {
+                match err.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => ApiError::too_large(limit),
+                    _ => ApiError::bad_request("the request body could not be read"),
+                }
             })?;
             parse(&bytes).map(Body)
         })
@@ -45,7 +56,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 /// Parses JSON into `T`, mapping errors to problem responses with JSON pointers.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::bad_request(format!("the body is not valid JSON (line {}, column {})", err.line(), err.column()))
+        ApiError::bad_request(format!(
+            "the body is not valid JSON (line {}, column {})",
+            err.line(),
+            err.column()
+        ))
     })?;
-    keywire_core::deserialize_pointed(&value).map_err(|err| ApiError::fields(FieldErrors::from(err), ""))
+    keywire_core::deserialize_pointed(&value)
+        .map_err(|err| ApiError::fields(FieldErrors::from(err), ""))
 }

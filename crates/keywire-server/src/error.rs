@@ -44,17 +44,39 @@ pub struct Problem {
 impl ApiError {
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), errors: Vec::new() }
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     /// 400 with one or more invalid fields; pointers get `prefix` (`/metadata`) put before them.
     pub fn fields(errors: FieldErrors, prefix: &str) -> Self {
-        let errors: Vec<FieldError> = errors.errors.into_iter().map(|e| e.prefixed(prefix)).collect();
+        let errors: Vec<FieldError> = errors
+            .errors
+            .into_iter()
+            .map(|e| e.prefixed(prefix))
+            .collect();
         let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", if one.pointer.is_empty() { "/" } else { &one.pointer }, one.detail),
+            [one] => format!(
+                "{}: {}",
+                if one.pointer.is_empty() {
+                    "/"
+                } else {
+                    &one.pointer
+                },
+                one.detail
+            ),
             many => format!("{} fields are invalid", many.len()),
         };
-        ApiError { status: StatusCode::BAD_REQUEST, code: "invalid_field", detail, errors }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            detail,
+            errors,
+        }
     }
 
     /// 404.
@@ -74,7 +96,11 @@ impl ApiError {
 
     /// 413.
     pub fn too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body exceeds {limit} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
     }
 
     /// 503.
@@ -85,7 +111,11 @@ impl ApiError {
     /// 500, after logging the cause (which must not hold a secret).
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged",
+        )
     }
 
     /// The HTTP status.
@@ -120,7 +150,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.insert_header(ContentType(
-            "application/problem+json".parse().expect("valid media type"),
+            "application/problem+json"
+                .parse()
+                .expect("valid media type"),
         ));
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((WWW_AUTHENTICATE, "Bearer realm=\"keywire\""));
@@ -140,9 +172,11 @@ impl From<DbError> for ApiError {
                 ApiError::unavailable("the database is unavailable; try again shortly")
             }
             DbError::NotFound => ApiError::not_found("not found"),
-            DbError::Conflict(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", "the change conflicts with another one; try again")
-            }
+            DbError::Conflict(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with another one; try again",
+            ),
             DbError::InvalidInput(why) => ApiError::bad_request(why),
             other => ApiError::internal(&other),
         }

@@ -48,14 +48,27 @@ pub fn app(
         .into_utoipa_app()
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
-        .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::not_found(err.to_string()).into()))
-        .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request(err.to_string()).into()))
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|err, _| ApiError::not_found(err.to_string()).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|err, _| ApiError::bad_request(err.to_string()).into()),
+        )
         .map(|app| app.wrap(actix_web::middleware::from_fn(guard_and_log)))
         .configure(routes::health::config)
-        .service(scope::scope("/api/v1").configure(routes::integration_types::config).configure(routes::me::config))
+        .service(
+            scope::scope("/api/v1")
+                .configure(routes::integration_types::config)
+                .configure(routes::me::config),
+        )
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             let path: String = req.path().chars().take(200).collect();
-            Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!("no route for {} {path}", req.method())))
+            Err::<actix_web::HttpResponse, _>(ApiError::not_found(format!(
+                "no route for {} {path}",
+                req.method()
+            )))
         }))
 }
 
@@ -66,7 +79,9 @@ async fn guard_and_log(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let started = Instant::now();
-    let limit = req.app_data::<web::Data<AppState>>().map_or(1024 * 1024, |s| s.max_body_bytes);
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(1024 * 1024, |s| s.max_body_bytes);
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -95,9 +110,14 @@ pub fn openapi_document(state: web::Data<AppState>) -> serde_json::Value {
     let (_, mut api) = app(state).split_for_parts();
     api.info.title = "keywire".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
-    api.info.description = Some("Secrets and variables per project and environment, delivered where they matter.".into());
+    api.info.description = Some(
+        "Secrets and variables per project and environment, delivered where they matter.".into(),
+    );
     let components = api.components.get_or_insert_with(Default::default);
-    components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
     serde_json::to_value(&api).expect("the OpenAPI document serializes")
 }
 
@@ -115,8 +135,15 @@ fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWIRE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    let result = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let result = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
     if result.is_err() {
         eprintln!("keywire: logging was already initialised");
     }
@@ -125,20 +152,36 @@ fn init_logging(format: &str) {
 /// Starts the server and waits until SIGINT or SIGTERM has drained it.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let url = args.database_url();
-    if args.database_url.as_deref().is_none_or(|u| u.trim().is_empty()) {
-        std::fs::create_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    if args
+        .database_url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+    {
+        std::fs::create_dir_all(&args.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                args.data_dir.display()
+            )
+        })?;
         probe_writable(&args.data_dir)?;
     }
-    let db = Db::connect(&url).await.context("cannot open the database")?;
+    let db = Db::connect(&url)
+        .await
+        .context("cannot open the database")?;
     tracing::info!(database = db.redacted_url(), "database opened");
     let applied = db.migrate().await.context("cannot migrate the database")?;
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "migrations applied");
     }
-    let bootstrap = std::env::var("KEYWIRE_BOOTSTRAP_TOKEN").ok().filter(|t| !t.is_empty());
+    let bootstrap = std::env::var("KEYWIRE_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let given = bootstrap.is_some();
-    if let Some(token) = db.bootstrap_admin(bootstrap.as_deref()).await.context("cannot create the admin user")? {
+    if let Some(token) = db
+        .bootstrap_admin(bootstrap.as_deref())
+        .await
+        .context("cannot create the admin user")?
+    {
         announce_admin(&token, given);
     } else if given {
         tracing::info!("KEYWIRE_BOOTSTRAP_TOKEN ignored: the database already has users");
@@ -146,8 +189,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let allow = OutboundPolicy::parse_allow_list(&args.outbound_allow)
         .map_err(|why| anyhow::anyhow!("KEYWIRE_OUTBOUND_ALLOW: {why}"))?;
-    let http = OutboundClient::new(OutboundPolicy { allow, ..OutboundPolicy::default() })
-        .context("cannot build the outbound HTTP client")?;
+    let http = OutboundClient::new(OutboundPolicy {
+        allow,
+        ..OutboundPolicy::default()
+    })
+    .context("cannot build the outbound HTTP client")?;
     let types: Vec<&str> = registry().iter().map(|d| d.type_id).collect();
     tracing::info!(types = %types.join(","), "integration types registered");
 
@@ -181,7 +227,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Fails early, with the path in the message, when the data directory cannot be written.
 fn probe_writable(dir: &std::path::Path) -> anyhow::Result<()> {
     let probe = dir.join(".keywire-write-probe");
-    std::fs::write(&probe, b"ok").with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -200,7 +247,10 @@ fn announce_admin(token: &str, given: bool) {
     }
 }
 
-#[expect(clippy::print_stdout, reason = "start-up facts for the operator go to standard output")]
+#[expect(
+    clippy::print_stdout,
+    reason = "start-up facts for the operator go to standard output"
+)]
 fn say(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();

@@ -21,5 +21,6 @@ pub struct AppState {
 
 /// The body limit configured for this server.
 pub fn body_limit(req: &HttpRequest) -> usize {
-    req.app_data::<actix_web::web::Data<AppState>>().map_or(1024 * 1024, |s| s.max_body_bytes)
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .map_or(1024 * 1024, |s| s.max_body_bytes)
 }

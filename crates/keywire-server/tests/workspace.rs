@@ -12,9 +12,15 @@ fn the_registry_holds_exactly_the_integration_crates_of_the_workspace() {
     let on_disk: BTreeSet<String> = std::fs::read_dir(&crates_dir)
         .unwrap()
         .filter_map(|e| e.unwrap().file_name().into_string().ok())
-        .filter_map(|name| name.strip_prefix("keywire-integration-").map(|n| n.replace('-', "_")))
+        .filter_map(|name| {
+            name.strip_prefix("keywire-integration-")
+                .map(|n| n.replace('-', "_"))
+        })
         .collect();
-    let registered: BTreeSet<String> = keywire_core::registry().iter().map(|d| d.type_id.to_owned()).collect();
+    let registered: BTreeSet<String> = keywire_core::registry()
+        .iter()
+        .map(|d| d.type_id.to_owned())
+        .collect();
     assert!(on_disk.contains("discord") && on_disk.contains("webhook"));
     assert_eq!(
         registered, on_disk,

@@ -35,7 +35,10 @@ pub fn start(rate_limited: usize) -> FakeServer {
             return FakeResponse::json(404, json!({"message": "Unknown Webhook", "code": 10015}));
         }
         if token != WEBHOOK_TOKEN {
-            return FakeResponse::json(401, json!({"message": "Invalid Webhook Token", "code": 50027}));
+            return FakeResponse::json(
+                401,
+                json!({"message": "Invalid Webhook Token", "code": 50027}),
+            );
         }
         match req.method.as_str() {
             "GET" => FakeResponse::json(
@@ -53,10 +56,16 @@ pub fn start(rate_limited: usize) -> FakeServer {
                     .with_header("x-ratelimit-remaining", "0");
                 }
                 if req.header("content-type") != Some("application/json") {
-                    return FakeResponse::json(400, json!({"message": "Cannot send an empty message", "code": 50006}));
+                    return FakeResponse::json(
+                        400,
+                        json!({"message": "Cannot send an empty message", "code": 50006}),
+                    );
                 }
                 if let Err(why) = check_message(&req.json()) {
-                    return FakeResponse::json(400, json!({"message": "Invalid Form Body", "code": 50035, "errors": why}));
+                    return FakeResponse::json(
+                        400,
+                        json!({"message": "Invalid Form Body", "code": 50035, "errors": why}),
+                    );
                 }
                 if req.query_param("wait") == Some("true") {
                     let mut message = req.json();
@@ -68,7 +77,10 @@ pub fn start(rate_limited: usize) -> FakeServer {
                     FakeResponse::empty(204)
                 }
             }
-            _ => FakeResponse::json(405, json!({"message": "405: Method Not Allowed", "code": 0})),
+            _ => FakeResponse::json(
+                405,
+                json!({"message": "405: Method Not Allowed", "code": 0}),
+            ),
         }
     })
 }
@@ -79,9 +91,15 @@ fn len(v: &Value) -> usize {
 
 /// Discord's documented limits on a webhook message.
 pub fn check_message(body: &Value) -> Result<(), String> {
-    let Some(object) = body.as_object() else { return Err("body is not a JSON object".into()) };
+    let Some(object) = body.as_object() else {
+        return Err("body is not a JSON object".into());
+    };
     let content = object.get("content").map_or(0, len);
-    let embeds = object.get("embeds").and_then(Value::as_array).cloned().unwrap_or_default();
+    let embeds = object
+        .get("embeds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if content == 0 && embeds.is_empty() {
         return Err("Cannot send an empty message".into());
     }
@@ -101,17 +119,24 @@ pub fn check_message(body: &Value) -> Result<(), String> {
             return Err("embed title/description/footer/author too long".into());
         }
         if let Some(color) = embed.get("color")
-            && !color.as_u64().is_some_and(|c| c <= 0xFF_FF_FF)
+            && color.as_u64().is_none_or(|c| c > 0xFF_FF_FF)
         {
             return Err("embeds.color: not a 24-bit integer".into());
         }
-        let fields = embed.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
+        let fields = embed
+            .get("fields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if fields.len() > 25 {
             return Err("embeds.fields: Must be 25 or fewer in length.".into());
         }
         total += title + description + footer + author;
         for field in &fields {
-            let (name, value) = (field.get("name").map_or(0, len), field.get("value").map_or(0, len));
+            let (name, value) = (
+                field.get("name").map_or(0, len),
+                field.get("value").map_or(0, len),
+            );
             if name == 0 || value == 0 || name > 256 || value > 1024 {
                 return Err("embeds.fields: name 1..256 and value 1..1024 characters".into());
             }

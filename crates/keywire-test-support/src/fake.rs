@@ -26,7 +26,10 @@ impl RecordedRequest {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON; `Value::Null` when it is not JSON.
@@ -41,7 +44,11 @@ impl RecordedRequest {
 
     /// A query parameter's value.
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 }
 
@@ -61,12 +68,22 @@ pub struct FakeResponse {
 impl FakeResponse {
     /// A JSON answer.
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        FakeResponse { status, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
+        FakeResponse {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
     }
 
     /// An empty answer.
     pub fn empty(status: u16) -> Self {
-        FakeResponse { status, headers: Vec::new(), body: String::new(), delay: Duration::ZERO }
+        FakeResponse {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
 
     /// Adds a header.
@@ -104,7 +121,12 @@ async fn serve(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
         headers: req
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: body.to_vec(),
     };
@@ -127,9 +149,14 @@ async fn serve(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
 impl FakeServer {
     /// Starts a fake on a free port of 127.0.0.1, in a thread of its own (so it works under any
     /// test runtime).
-    pub fn start(handler: impl Fn(&RecordedRequest) -> FakeResponse + Send + Sync + 'static) -> FakeServer {
+    pub fn start(
+        handler: impl Fn(&RecordedRequest) -> FakeResponse + Send + Sync + 'static,
+    ) -> FakeServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let shared = web::Data::new(Shared { handler: Box::new(handler), requests: requests.clone() });
+        let shared = web::Data::new(Shared {
+            handler: Box::new(handler),
+            requests: requests.clone(),
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -151,7 +178,11 @@ impl FakeServer {
             });
         });
         let (port, handle) = rx.recv().expect("fake server started");
-        FakeServer { url: format!("http://127.0.0.1:{port}"), requests, handle }
+        FakeServer {
+            url: format!("http://127.0.0.1:{port}"),
+            requests,
+            handle,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -23,7 +23,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A server on `binary` with data in `data_dir`.
     pub fn new(binary: impl Into<PathBuf>, data_dir: &Path) -> Self {
-        ServerConfig { binary: binary.into(), data_dir: data_dir.to_owned(), database_url: None, env: Vec::new() }
+        ServerConfig {
+            binary: binary.into(),
+            data_dir: data_dir.to_owned(),
+            database_url: None,
+            env: Vec::new(),
+        }
     }
 
     /// Uses this database URL.
@@ -48,7 +53,11 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
 }
 
-fn pump(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>, lines: Option<std::sync::mpsc::Sender<String>>) {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+    lines: Option<std::sync::mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(&mut from);
         let mut line = String::new();
@@ -96,14 +105,23 @@ impl Server {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        pump(child.stdout.take().expect("stdout"), stdout.clone(), Some(tx));
+        pump(
+            child.stdout.take().expect("stdout"),
+            stdout.clone(),
+            Some(tx),
+        );
         pump(child.stderr.take().expect("stderr"), stderr.clone(), None);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
                     if let Some(url) = line.trim().strip_prefix("keywire listening on ") {
-                        return Ok(Server { child, url: url.to_owned(), stdout, stderr });
+                        return Ok(Server {
+                            child,
+                            url: url.to_owned(),
+                            stdout,
+                            stderr,
+                        });
                     }
                 }
                 Err(_) => {
@@ -136,7 +154,10 @@ impl Server {
 
     /// The admin token printed on first start, if it was printed.
     pub fn printed_token(&self) -> Option<String> {
-        self.stdout().split_whitespace().find(|w| w.starts_with("kw_")).map(str::to_owned)
+        self.stdout()
+            .split_whitespace()
+            .find(|w| w.starts_with("kw_"))
+            .map(str::to_owned)
     }
 
     /// The process id.
@@ -146,14 +167,20 @@ impl Server {
 
     /// Sends SIGTERM and waits (at most 20 s) for the exit.
     pub fn terminate(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 return (status, self.stderr());
             }
-            assert!(Instant::now() < deadline, "keywire did not stop within 20 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "keywire did not stop within 20 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -34,7 +34,10 @@ pub struct Ready {
 #[utoipa::path(tag = "health", responses((status = 200, description = "The process is up", body = Health)))]
 #[get("/health")]
 async fn health() -> web::Json<Health> {
-    web::Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    web::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// Whether the server can serve requests: the database answers.
@@ -49,7 +52,10 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Ready>, ApiError>
         keywire_db::Backend::Sqlite => "sqlite",
         keywire_db::Backend::Postgres => "postgres",
     };
-    Ok(web::Json(Ready { status: "ready", database }))
+    Ok(web::Json(Ready {
+        status: "ready",
+        database,
+    }))
 }
 
 /// This API's OpenAPI 3.1 document, generated from the handlers.

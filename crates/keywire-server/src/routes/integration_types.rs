@@ -66,8 +66,16 @@ impl From<&IntegrationDescriptor> for IntegrationType {
                 Category::Infrastructure => "infrastructure",
             }
             .to_owned(),
-            permitted_events: d.permitted_events.iter().map(|e| e.as_str().to_owned()).collect(),
-            permitted_actions: d.permitted_actions.iter().map(|a| (*a).to_owned()).collect(),
+            permitted_events: d
+                .permitted_events
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            permitted_actions: d
+                .permitted_actions
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
             scope: Scope {
                 project_required: d.scope.project_required,
                 environments: match d.scope.environments {
@@ -91,7 +99,10 @@ impl From<&IntegrationDescriptor> for IntegrationType {
 ))]
 #[get("/integration-types")]
 async fn list_types(_caller: Caller) -> web::Json<List<IntegrationType>> {
-    web::Json(List { items: registry().into_iter().map(IntegrationType::from).collect(), next_cursor: None })
+    web::Json(List {
+        items: registry().into_iter().map(IntegrationType::from).collect(),
+        next_cursor: None,
+    })
 }
 
 /// One integration type.
@@ -103,14 +114,20 @@ async fn list_types(_caller: Caller) -> web::Json<List<IntegrationType>> {
         (status = 404, description = "No such type", body = Problem),
     ))]
 #[get("/integration-types/{type}")]
-async fn get_type(_caller: Caller, path: web::Path<String>) -> Result<web::Json<IntegrationType>, ApiError> {
+async fn get_type(
+    _caller: Caller,
+    path: web::Path<String>,
+) -> Result<web::Json<IntegrationType>, ApiError> {
     let type_id = path.into_inner();
     match find(&type_id) {
         Some(d) => Ok(web::Json(IntegrationType::from(d))),
         None => {
             let known: Vec<&str> = registry().iter().map(|d| d.type_id).collect();
             let shown: String = type_id.chars().take(64).collect();
-            Err(ApiError::not_found(format!("no integration type `{shown}` (known: {})", known.join(", "))))
+            Err(ApiError::not_found(format!(
+                "no integration type `{shown}` (known: {})",
+                known.join(", ")
+            )))
         }
     }
 }

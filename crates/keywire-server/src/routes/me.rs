@@ -67,5 +67,6 @@ async fn me(caller: Caller) -> web::Json<Me> {
 
 /// RFC 3339 (UTC, milliseconds) for a naive UTC timestamp from the database.
 fn iso(at: chrono::NaiveDateTime) -> String {
-    at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
