@@ -9,15 +9,25 @@
 //! - `schema`: the hand-written, portable diesel schema.
 //! - `users`, `tokens`: the models and their queries.
 
+mod authority;
+mod crypto;
 mod database_url;
 mod db;
 mod error;
+pub mod events;
 mod migrations;
 mod schema;
 mod tokens;
 mod users;
+pub mod util;
+mod workspaces;
 
+pub use authority::{Access, Authority, Grant, authorities_json, parse_authorities};
+pub use crypto::{Cipher, CryptoError};
 pub use db::{Backend, Db, DbOptions};
+pub use events::{Event, EventFilter};
+pub use util::{Page, PageRequest};
+pub use workspaces::{Environment, NewEnvironment, Project, Workspace};
 pub use error::DbError;
 pub use tokens::{
     ApiToken, IssuedToken, MAX_TOKEN_CHARS, MIN_TOKEN_CHARS, TOKEN_PREFIX, generate_token,

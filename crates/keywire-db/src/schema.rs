@@ -37,8 +37,226 @@ diesel::table! {
         last_used_at -> Nullable<Timestamp>,
         /// After this instant (UTC) the token no longer authenticates.
         expires_at -> Nullable<Timestamp>,
+        /// JSON array of the authorities the token is limited to; NULL: all of its user's.
+        authorities -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(api_tokens -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, api_tokens);
+
+diesel::table! {
+    /// Top-level containers; slugs are global and never change.
+    workspaces (id) {
+        /// UUID.
+        id -> Text,
+        /// URL-safe, unique, stable.
+        slug -> Text,
+        /// Display name.
+        name -> Text,
+        /// The creating user, if still there.
+        created_by -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Named sets of authorities in a workspace, optionally limited to some projects.
+    workspace_roles (id) {
+        /// UUID.
+        id -> Text,
+        /// The workspace.
+        workspace_id -> Text,
+        /// Unique within the workspace.
+        slug -> Text,
+        /// Display name.
+        name -> Text,
+        /// What the role is for.
+        description -> Nullable<Text>,
+        /// JSON array of authority names.
+        authorities -> Text,
+        /// JSON array of project ids; NULL: all projects.
+        project_ids -> Nullable<Text>,
+        /// The built-in admin role.
+        is_admin_role -> Bool,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Who belongs to a workspace.
+    workspace_members (workspace_id, user_id) {
+        /// The workspace.
+        workspace_id -> Text,
+        /// The user.
+        user_id -> Text,
+        /// When the user joined (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The roles a member holds.
+    member_roles (workspace_id, user_id, role_id) {
+        /// The workspace.
+        workspace_id -> Text,
+        /// The member.
+        user_id -> Text,
+        /// The role.
+        role_id -> Text,
+    }
+}
+
+diesel::table! {
+    /// Projects of a workspace; slugs are global and never change.
+    projects (id) {
+        /// UUID.
+        id -> Text,
+        /// The workspace.
+        workspace_id -> Text,
+        /// URL-safe, unique, stable.
+        slug -> Text,
+        /// Unique within the workspace.
+        name -> Text,
+        /// What the project is.
+        description -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Environments of a project (`dev`, `prod`...).
+    environments (id) {
+        /// UUID.
+        id -> Text,
+        /// The project.
+        project_id -> Text,
+        /// Unique within the project, stable.
+        slug -> Text,
+        /// Unique within the project.
+        name -> Text,
+        /// What the environment is.
+        description -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Secrets and variables of a project.
+    entries (id) {
+        /// UUID.
+        id -> Text,
+        /// The project.
+        project_id -> Text,
+        /// `secret` or `variable`.
+        kind -> Text,
+        /// The key, e.g. `DATABASE_URL`.
+        key -> Text,
+        /// A note for people.
+        note -> Nullable<Text>,
+        /// Who created it.
+        created_by -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Every value of an entry in an environment, versioned.
+    entry_versions (id) {
+        /// UUID; secret ciphertexts are bound to it.
+        id -> Text,
+        /// The entry.
+        entry_id -> Text,
+        /// The environment.
+        environment_id -> Text,
+        /// 1, 2, 3... per (entry, environment).
+        version -> BigInt,
+        /// Ciphertext (secrets) or plain text (variables).
+        value -> Text,
+        /// Who wrote it.
+        created_by -> Nullable<Text>,
+        /// When (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Everything that changed.
+    events (id) {
+        /// UUID.
+        id -> Text,
+        /// The workspace.
+        workspace_id -> Text,
+        /// The project, if any.
+        project_id -> Nullable<Text>,
+        /// JSON array of environment ids.
+        environment_ids -> Text,
+        /// `SECRET_UPDATED`...
+        event_type -> Text,
+        /// `SECRET`...
+        source -> Text,
+        /// `INFO`, `WARN`, `ERROR`.
+        severity -> Text,
+        /// Who did it.
+        actor_id -> Text,
+        /// Their name at the time.
+        actor_name -> Text,
+        /// One-line summary.
+        title -> Text,
+        /// JSON details, never a value.
+        payload -> Text,
+        /// When (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Master keys that have encrypted data in this database.
+    encryption_keys (key_id) {
+        /// The key's id.
+        key_id -> Text,
+        /// A known plaintext sealed with the key.
+        check_value -> Text,
+        /// When first used (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(workspace_roles -> workspaces (workspace_id));
+diesel::joinable!(workspace_members -> workspaces (workspace_id));
+diesel::joinable!(workspace_members -> users (user_id));
+diesel::joinable!(member_roles -> workspace_roles (role_id));
+diesel::joinable!(projects -> workspaces (workspace_id));
+diesel::joinable!(environments -> projects (project_id));
+diesel::joinable!(entries -> projects (project_id));
+diesel::joinable!(entry_versions -> entries (entry_id));
+diesel::joinable!(entry_versions -> environments (environment_id));
+diesel::joinable!(events -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_tokens,
+    workspaces,
+    workspace_roles,
+    workspace_members,
+    member_roles,
+    projects,
+    environments,
+    entries,
+    entry_versions,
+    events,
+    encryption_keys,
+);

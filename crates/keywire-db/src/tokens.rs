@@ -42,6 +42,8 @@ pub struct ApiToken {
     pub last_used_at: Option<NaiveDateTime>,
     /// After this instant (UTC) the token no longer authenticates; `None` means never.
     pub expires_at: Option<NaiveDateTime>,
+    /// JSON array of the authorities the token is limited to; `None`: all of its user's.
+    pub authorities: Option<String>,
 }
 
 /// A freshly issued token: its stored form and the clear token, which exists nowhere else.
@@ -76,6 +78,7 @@ pub(crate) struct NewApiToken {
     pub(crate) created_at: NaiveDateTime,
     pub(crate) last_used_at: Option<NaiveDateTime>,
     pub(crate) expires_at: Option<NaiveDateTime>,
+    pub(crate) authorities: Option<String>,
 }
 
 impl fmt::Debug for NewApiToken {
@@ -107,6 +110,7 @@ impl NewApiToken {
             created_at: now(),
             last_used_at: None,
             expires_at: expires_at.map(|at| at.trunc_subsecs(6)),
+            authorities: None,
         }
     }
 
@@ -120,6 +124,7 @@ impl NewApiToken {
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             expires_at: self.expires_at,
+            authorities: self.authorities.clone(),
         }
     }
 }

@@ -11,7 +11,20 @@ use keywire_db::{
 };
 use keywire_test_support::TestDb;
 
-const TABLES: [&str; 2] = ["api_tokens", "users"];
+const TABLES: [&str; 12] = [
+    "api_tokens",
+    "encryption_keys",
+    "entries",
+    "entry_versions",
+    "environments",
+    "events",
+    "member_roles",
+    "projects",
+    "users",
+    "workspace_members",
+    "workspace_roles",
+    "workspaces",
+];
 
 #[tokio::test]
 async fn migrations_go_up_down_and_up_again() {

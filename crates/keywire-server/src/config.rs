@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// `postgres://user:pass@host/db` for PostgreSQL; default: SQLite in the data directory.
     #[arg(long, env = "KEYWIRE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The master key, base64 of 32 bytes; default: generated once into `<data dir>/master.key`.
+    #[arg(long, env = "KEYWIRE_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// Comma-separated CIDRs or host names that outbound calls may reach although private
     /// (`127.0.0.1/32` in tests). Empty by default: private addresses are refused.
     #[arg(long, env = "KEYWIRE_OUTBOUND_ALLOW", default_value = "")]

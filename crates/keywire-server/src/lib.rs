@@ -6,6 +6,7 @@
 //! - `integrations` (generated) names every integration crate so each one's registration is
 //!   linked in.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -165,6 +166,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
         probe_writable(&args.data_dir)?;
     }
+    let cipher = master_key(&args)?;
     let db = Db::connect(&url)
         .await
         .context("cannot open the database")?;
@@ -173,6 +175,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "migrations applied");
     }
+    db.check_master_key(&cipher).await.context("the master key does not fit this database")?;
+    tracing::info!(key_id = cipher.key_id(), "master key ready");
     let bootstrap = std::env::var("KEYWIRE_BOOTSTRAP_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
@@ -199,6 +203,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut state = AppState {
         db,
+        cipher,
         http,
         public_url: args.public_url.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -222,6 +227,39 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server.run().await.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The master key: `KEYWIRE_MASTER_KEY`, else `<data dir>/master.key`, generated on first use
+/// with owner-only permissions.
+fn master_key(args: &ServeArgs) -> anyhow::Result<keywire_db::Cipher> {
+    use keywire_db::Cipher;
+    if let Some(encoded) = args.master_key.as_deref().filter(|k| !k.trim().is_empty()) {
+        return Cipher::from_base64(encoded).map_err(|e| anyhow::anyhow!("KEYWIRE_MASTER_KEY: {e}"));
+    }
+    let path = args.data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(encoded) => Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+            let encoded = Cipher::generate_base64();
+            write_owner_only(&path, encoded.as_bytes())
+                .with_context(|| format!("cannot write the master key to {}", path.display()))?;
+            let cipher = Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::warn!(path = %path.display(), key_id = cipher.key_id(), "generated a new master key; back it up: without it secret values cannot be read");
+            say(&format!("keywire: generated a master key in {} (owner-only); back it up.", path.display()));
+            Ok(cipher)
+        }
+        Err(err) => Err(anyhow::anyhow!("cannot read the master key {}: {err}", path.display())),
+    }
+}
+
+/// Creates `path` with mode 0600 (never readable by others, not even briefly).
+fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Fails early, with the path in the message, when the data directory cannot be written.

@@ -2,13 +2,15 @@
 
 use actix_web::HttpRequest;
 use keywire_core::OutboundClient;
-use keywire_db::Db;
+use keywire_db::{Cipher, Db};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
     pub db: Db,
+    /// The master key: seals secret values at rest.
+    pub cipher: Cipher,
     /// The guarded outbound HTTP client.
     pub http: OutboundClient,
     /// Where people reach keywire.

@@ -1,0 +1,6 @@
+//! The secrets manager's domain over HTTP, on the real `keywire` binary, on SQLite and (when
+//! `KEYWIRE_TEST_DATABASE_URL` is set) PostgreSQL. One test binary; one module per area.
+
+mod support;
+
+mod workspaces;

@@ -1,0 +1,11 @@
+DROP TABLE encryption_keys;
+DROP TABLE events;
+DROP TABLE entry_versions;
+DROP TABLE entries;
+DROP TABLE environments;
+DROP TABLE projects;
+DROP TABLE member_roles;
+DROP TABLE workspace_members;
+DROP TABLE workspace_roles;
+DROP TABLE workspaces;
+ALTER TABLE api_tokens DROP COLUMN authorities;
