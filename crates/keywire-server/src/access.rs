@@ -16,7 +16,10 @@ use crate::state::AppState;
 impl Caller {
     /// The caller as the actor of events.
     pub fn actor(&self) -> Actor {
-        Actor { id: self.user.id.clone(), name: self.user.name.clone() }
+        Actor {
+            id: self.user.id.clone(),
+            name: self.user.name.clone(),
+        }
     }
 
     fn limit(&self, mut access: Access) -> Access {
@@ -26,7 +29,11 @@ impl Caller {
 }
 
 fn forbidden(authority: Authority) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the {authority} authority"))
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("this needs the {authority} authority"),
+    )
 }
 
 /// A workspace the caller can see, with the caller's rights in it.
@@ -41,12 +48,20 @@ pub struct InWorkspace {
 impl InWorkspace {
     /// 403 unless the caller holds `authority` (for no particular project).
     pub fn require(&self, authority: Authority) -> Result<(), ApiError> {
-        if self.access.can(authority, None) { Ok(()) } else { Err(forbidden(authority)) }
+        if self.access.can(authority, None) {
+            Ok(())
+        } else {
+            Err(forbidden(authority))
+        }
     }
 
     /// 403 unless the caller holds `authority` for `project` (an id).
     pub fn require_in(&self, authority: Authority, project: &str) -> Result<(), ApiError> {
-        if self.access.can(authority, Some(project)) { Ok(()) } else { Err(forbidden(authority)) }
+        if self.access.can(authority, Some(project)) {
+            Ok(())
+        } else {
+            Err(forbidden(authority))
+        }
     }
 }
 
@@ -64,7 +79,11 @@ pub struct InProject {
 impl InProject {
     /// 403 unless the caller holds `authority` on this project.
     pub fn require(&self, authority: Authority) -> Result<(), ApiError> {
-        if self.access.can(authority, Some(&self.project.id)) { Ok(()) } else { Err(forbidden(authority)) }
+        if self.access.can(authority, Some(&self.project.id)) {
+            Ok(())
+        } else {
+            Err(forbidden(authority))
+        }
     }
 
     /// Whether the caller holds `authority` on this project.
@@ -78,14 +97,23 @@ fn shown(slug: &str) -> String {
 }
 
 /// The workspace `slug` if the caller can see it; 404 otherwise.
-pub async fn workspace(state: &AppState, caller: &Caller, slug: &str) -> Result<InWorkspace, ApiError> {
+pub async fn workspace(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+) -> Result<InWorkspace, ApiError> {
     let missing = || ApiError::not_found(format!("no workspace `{}`", shown(slug)));
     let workspace = match state.db.workspace_by_slug(slug).await {
         Ok(workspace) => workspace,
         Err(DbError::NotFound) => return Err(missing()),
         Err(other) => return Err(other.into()),
     };
-    let access = caller.limit(state.db.access(&caller.user.id, &workspace.id, caller.user.is_admin).await?);
+    let access = caller.limit(
+        state
+            .db
+            .access(&caller.user.id, &workspace.id, caller.user.is_admin)
+            .await?,
+    );
     if !access.sees_workspace() {
         return Err(missing());
     }
@@ -101,9 +129,18 @@ pub async fn project(state: &AppState, caller: &Caller, slug: &str) -> Result<In
         Err(other) => return Err(other.into()),
     };
     let workspace = state.db.workspace_by_id(&project.workspace_id).await?;
-    let access = caller.limit(state.db.access(&caller.user.id, &workspace.id, caller.user.is_admin).await?);
+    let access = caller.limit(
+        state
+            .db
+            .access(&caller.user.id, &workspace.id, caller.user.is_admin)
+            .await?,
+    );
     if !access.can(Authority::ReadProject, Some(&project.id)) {
         return Err(missing());
     }
-    Ok(InProject { workspace, project, access })
+    Ok(InProject {
+        workspace,
+        project,
+        access,
+    })
 }

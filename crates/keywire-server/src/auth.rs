@@ -56,7 +56,14 @@ impl FromRequest for Caller {
                     }
                 },
             };
-            match state.db.authenticate(&token).await? {
+            // Spawned, not awaited in place: actix drops the other extractors' futures when one
+            // fails (a bad body), and an unfinished SQLite query must never be dropped.
+            let db = state.db.clone();
+            let lookup = state
+                .background
+                .spawn(async move { db.authenticate(&token).await });
+            let found = lookup.await.map_err(|e| ApiError::internal(&e))??;
+            match found {
                 Some((user, token)) => Ok(Caller { user, token }),
                 None => Err(ApiError::unauthorized(
                     "the token is not valid (unknown, revoked or expired)",

@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use keywire_core::FieldErrors;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -64,4 +65,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     keywire_core::deserialize_pointed(&value)
         .map_err(|err| ApiError::fields(FieldErrors::from(err), ""))
+}
+
+/// For PATCH bodies: a field that is absent (`None`), `null` (`Some(None)`: clear it) or set.
+/// Use with `#[serde(default, deserialize_with = "crate::body::nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }

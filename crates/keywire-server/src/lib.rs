@@ -62,7 +62,9 @@ pub fn app(
         .service(
             scope::scope("/api/v1")
                 .configure(routes::integration_types::config)
-                .configure(routes::me::config),
+                .configure(routes::me::config)
+                .configure(routes::workspaces::config)
+                .configure(routes::events::config),
         )
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             let path: String = req.path().chars().take(200).collect();
@@ -129,7 +131,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => cli.serve,
     };
     init_logging(&args.log_format);
-    actix_web::rt::System::new().block_on(serve(args))
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("keywire-background")
+        .enable_all()
+        .build()
+        .context("cannot start the background runtime")?;
+    let handle = background.handle().clone();
+    let result = actix_web::rt::System::new().block_on(serve(args, handle));
+    background.shutdown_timeout(std::time::Duration::from_secs(10));
+    result
 }
 
 fn init_logging(format: &str) {
@@ -151,7 +162,7 @@ fn init_logging(format: &str) {
 }
 
 /// Starts the server and waits until SIGINT or SIGTERM has drained it.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyhow::Result<()> {
     let url = args.database_url();
     if args
         .database_url
@@ -175,7 +186,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "migrations applied");
     }
-    db.check_master_key(&cipher).await.context("the master key does not fit this database")?;
+    db.check_master_key(&cipher)
+        .await
+        .context("the master key does not fit this database")?;
     tracing::info!(key_id = cipher.key_id(), "master key ready");
     let bootstrap = std::env::var("KEYWIRE_BOOTSTRAP_TOKEN")
         .ok()
@@ -202,6 +215,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(types = %types.join(","), "integration types registered");
 
     let mut state = AppState {
+        background,
         db,
         cipher,
         http,
@@ -234,30 +248,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn master_key(args: &ServeArgs) -> anyhow::Result<keywire_db::Cipher> {
     use keywire_db::Cipher;
     if let Some(encoded) = args.master_key.as_deref().filter(|k| !k.trim().is_empty()) {
-        return Cipher::from_base64(encoded).map_err(|e| anyhow::anyhow!("KEYWIRE_MASTER_KEY: {e}"));
+        return Cipher::from_base64(encoded)
+            .map_err(|e| anyhow::anyhow!("KEYWIRE_MASTER_KEY: {e}"));
     }
     let path = args.data_dir.join("master.key");
     match std::fs::read_to_string(&path) {
-        Ok(encoded) => Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Ok(encoded) => {
+            Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    args.data_dir.display()
+                )
+            })?;
             let encoded = Cipher::generate_base64();
             write_owner_only(&path, encoded.as_bytes())
                 .with_context(|| format!("cannot write the master key to {}", path.display()))?;
             let cipher = Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::warn!(path = %path.display(), key_id = cipher.key_id(), "generated a new master key; back it up: without it secret values cannot be read");
-            say(&format!("keywire: generated a master key in {} (owner-only); back it up.", path.display()));
+            say(&format!(
+                "keywire: generated a master key in {} (owner-only); back it up.",
+                path.display()
+            ));
             Ok(cipher)
         }
-        Err(err) => Err(anyhow::anyhow!("cannot read the master key {}: {err}", path.display())),
+        Err(err) => Err(anyhow::anyhow!(
+            "cannot read the master key {}: {err}",
+            path.display()
+        )),
     }
 }
 
 /// Creates `path` with mode 0600 (never readable by others, not even briefly).
 fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

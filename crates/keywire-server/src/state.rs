@@ -9,6 +9,9 @@ use keywire_db::{Cipher, Db};
 pub struct AppState {
     /// The database.
     pub db: Db,
+    /// A multi-threaded runtime for work that must not be cancelled with a request (see
+    /// docs/ARCHITECTURE.md: dropping an unfinished SQLite query on an actix worker panics).
+    pub background: tokio::runtime::Handle,
     /// The master key: seals secret values at rest.
     pub cipher: Cipher,
     /// The guarded outbound HTTP client.

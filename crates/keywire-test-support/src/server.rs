@@ -190,5 +190,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Whatever a test did, the server must not have panicked: a panic in an actix worker
+        // loses that worker and leaves its clients without an answer.
+        if !std::thread::panicking() {
+            let log = self.stderr();
+            assert!(
+                !log.contains("panicked"),
+                "the keywire server panicked:\n{log}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Caller;
 use crate::error::Problem;
+use crate::routes::iso;
 
 /// Registers the routes.
 pub fn config(cfg: &mut ServiceConfig) {
@@ -63,10 +64,4 @@ async fn me(caller: Caller) -> web::Json<Me> {
             expires_at: token.expires_at.map(iso),
         },
     })
-}
-
-/// RFC 3339 (UTC, milliseconds) for a naive UTC timestamp from the database.
-fn iso(at: chrono::NaiveDateTime) -> String {
-    at.and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

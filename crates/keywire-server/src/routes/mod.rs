@@ -1,8 +1,10 @@
 //! HTTP routes, one module per area; each exposes `config`.
 
+pub mod events;
 pub mod health;
 pub mod integration_types;
 pub mod me;
+pub mod workspaces;
 
 use serde::Serialize;
 
@@ -17,4 +19,40 @@ pub struct List<T> {
     /// Pass as `?cursor=` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of a paginated list.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// As the database's page request.
+    pub fn page(&self) -> keywire_db::PageRequest {
+        keywire_db::PageRequest {
+            limit: self.limit,
+            after: self.cursor.clone(),
+        }
+    }
+}
+
+impl<T> List<T> {
+    /// A list response from a page of rows mapped to views.
+    pub fn of<R>(page: keywire_db::Page<R>, view: impl Fn(R) -> T) -> Self {
+        List {
+            items: page.items.into_iter().map(view).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// RFC 3339 (UTC, milliseconds) for a naive UTC timestamp from the database.
+pub fn iso(at: chrono::NaiveDateTime) -> String {
+    at.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

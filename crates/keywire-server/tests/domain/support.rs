@@ -39,9 +39,15 @@ impl Answer {
     #[track_caller]
     pub fn expect_field(&self, status: u16, pointer: &str) {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
-        let pointers: Vec<&str> =
-            self.body["errors"].as_array().map(|e| e.iter().filter_map(|x| x["pointer"].as_str()).collect()).unwrap_or_default();
-        assert!(pointers.contains(&pointer), "expected an error at {pointer}: {}", self.body);
+        let pointers: Vec<&str> = self.body["errors"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|x| x["pointer"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            pointers.contains(&pointer),
+            "expected an error at {pointer}: {}",
+            self.body
+        );
     }
 }
 
@@ -66,7 +72,12 @@ impl Api {
             .database(Some(db.url()))
             .env("KEYWIRE_BOOTSTRAP_TOKEN", ADMIN);
         let server = Server::start(&config);
-        Api { server, http: keywire_test_support::http_client(), dir, db }
+        Api {
+            server,
+            http: keywire_test_support::http_client(),
+            dir,
+            db,
+        }
     }
 
     /// `sqlite` or `postgres`, for messages.
@@ -77,14 +88,21 @@ impl Api {
     /// Sends a request with an optional JSON body as `token`.
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.server.url)).bearer_auth(token);
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.server.url))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         Answer { status, body }
     }
 
@@ -99,6 +117,7 @@ impl Api {
     }
 
     /// PUT as `token`.
+    #[allow(dead_code, reason = "used by some test modules only")]
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
         self.call("PUT", path, token, Some(body)).await
     }
@@ -115,7 +134,13 @@ impl Api {
 
     /// Creates a workspace as the admin; returns its slug.
     pub async fn workspace(&self, name: &str) -> String {
-        let body = self.post("/api/v1/workspaces", ADMIN, serde_json::json!({"name": name})).await;
+        let body = self
+            .post(
+                "/api/v1/workspaces",
+                ADMIN,
+                serde_json::json!({"name": name}),
+            )
+            .await;
         body.expect(201)["slug"].as_str().unwrap().to_owned()
     }
 
@@ -133,7 +158,17 @@ impl Api {
 
     /// The event types of a workspace, newest first.
     pub async fn event_types(&self, workspace: &str) -> Vec<String> {
-        let events = self.get(&format!("/api/v1/workspaces/{workspace}/events?limit=200"), ADMIN).await;
-        events.expect(200)["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+        let events = self
+            .get(
+                &format!("/api/v1/workspaces/{workspace}/events?limit=200"),
+                ADMIN,
+            )
+            .await;
+        events.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
