@@ -75,6 +75,7 @@ macro_rules! transaction {
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
+                .inspect(|_| db.committed().notify_waiters())
             }
             $crate::db::Pools::Sqlite(pool) => {
                 let mut pooled = db.acquire(pool.get()).await?;
@@ -83,6 +84,7 @@ macro_rules! transaction {
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
+                .inspect(|_| db.committed().notify_waiters())
             }
         }
     }};
@@ -151,6 +153,9 @@ struct Inner {
     target: Target,
     redacted_url: String,
     options: DbOptions,
+    /// Signalled after every committed write transaction: delivery workers wake at once
+    /// instead of waiting for their next poll.
+    committed: tokio::sync::Notify,
 }
 
 impl fmt::Debug for Db {
@@ -242,6 +247,7 @@ impl Db {
                 target,
                 redacted_url,
                 options,
+                committed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -300,6 +306,11 @@ impl Db {
         };
         let rows: Vec<Row> = with_conn!(self, |conn| diesel::sql_query(sql).load(conn).await?);
         Ok(rows.into_iter().map(|row| row.name).collect())
+    }
+
+    /// Signalled after every committed write transaction (delivery workers wait on it).
+    pub fn committed(&self) -> &tokio::sync::Notify {
+        &self.inner.committed
     }
 
     pub(crate) fn pools(&self) -> &Pools {

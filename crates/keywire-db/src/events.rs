@@ -107,6 +107,7 @@ macro_rules! record_event {
             .values(event)
             .execute(&mut *$conn)
             .await?;
+        $crate::delivery::fan_out!($conn, event);
     }};
 }
 pub(crate) use record_event;
@@ -125,6 +126,23 @@ pub struct EventFilter {
 }
 
 impl Db {
+    /// One event of a workspace, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn event_by_id(&self, workspace_id: &str, id: &str) -> Result<Option<Event>, DbError> {
+        with_conn!(self, |conn| {
+            Ok(events::table
+                .filter(events::workspace_id.eq(workspace_id))
+                .filter(events::id.eq(id))
+                .select(Event::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })
+    }
+
     /// Events of a workspace, newest first, filtered, one page at a time.
     ///
     /// # Errors

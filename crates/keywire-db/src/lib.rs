@@ -12,9 +12,13 @@
 mod authority;
 mod crypto;
 mod database_url;
+pub mod delivery;
 mod db;
+mod entries;
 mod error;
 pub mod events;
+mod integrations;
+mod members;
 mod migrations;
 mod schema;
 mod tokens;
@@ -25,7 +29,16 @@ mod workspaces;
 pub use authority::{Access, Authority, Grant, authorities_json, parse_authorities};
 pub use crypto::{Cipher, CryptoError};
 pub use db::{Backend, Db, DbOptions};
+pub use entries::{
+    CurrentValue, Entry, EntryChange, EntryInput, EntryKind, EntryState, EntryVersion,
+    MAX_BULK_ITEMS, MAX_KEY_CHARS, MAX_NOTE_CHARS, MAX_VALUE_BYTES, UNDECRYPTABLE, check_key,
+    check_note, check_value, is_undecryptable,
+};
 pub use events::{Event, EventFilter};
+pub use integrations::{
+    IntegrationChanges, IntegrationFilter, IntegrationSort, NewIntegration, StoredIntegration,
+};
+pub use members::{Member, NewRole, Role, RoleChanges};
 pub use util::{Page, PageRequest};
 pub use workspaces::{Environment, NewEnvironment, Project, Workspace};
 pub use error::DbError;
@@ -33,7 +46,9 @@ pub use tokens::{
     ApiToken, IssuedToken, MAX_TOKEN_CHARS, MIN_TOKEN_CHARS, TOKEN_PREFIX, generate_token,
     hash_token,
 };
-pub use users::{BOOTSTRAP_ADMIN_NAME, BOOTSTRAP_TOKEN_NAME, MAX_USER_NAME_CHARS, User};
+pub use users::{
+    BOOTSTRAP_ADMIN_NAME, BOOTSTRAP_TOKEN_NAME, MAX_USER_NAME_CHARS, User, check_user_name,
+};
 
 #[cfg(test)]
 mod tests {

@@ -236,6 +236,105 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Configured integrations.
+    integrations (id) {
+        /// UUID.
+        id -> Text,
+        /// The workspace.
+        workspace_id -> Text,
+        /// Stable, unique, URL-safe.
+        slug -> Text,
+        /// Unique in the workspace.
+        name -> Text,
+        /// Registry type id.
+        integration_type -> Text,
+        /// `communication` or `infrastructure`.
+        category -> Text,
+        /// JSON array of event type names.
+        notify_on -> Text,
+        /// JSON array of action names.
+        actions -> Text,
+        /// The project, or NULL for the whole workspace.
+        project_id -> Nullable<Text>,
+        /// AEAD ciphertext of the metadata JSON.
+        metadata -> Text,
+        /// Whether it receives anything.
+        enabled -> Bool,
+        /// Who created it.
+        created_by -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The environments an integration is narrowed to.
+    integration_environments (integration_id, environment_id) {
+        /// The integration.
+        integration_id -> Text,
+        /// The environment.
+        environment_id -> Text,
+    }
+}
+
+diesel::table! {
+    /// Deliveries: one event (or sync, or test) to one integration.
+    runs (id) {
+        /// UUID; the message id / idempotency key on every attempt.
+        id -> Text,
+        /// The integration.
+        integration_id -> Text,
+        /// The event delivered, if any.
+        event_id -> Nullable<Text>,
+        /// `event`, `sync` or `test`.
+        kind -> Text,
+        /// `pending`, `running`, `succeeded`, `failed`.
+        status -> Text,
+        /// Attempts made.
+        attempts -> Integer,
+        /// When it may be taken next (UTC).
+        next_attempt_at -> Timestamp,
+        /// The worker holding it.
+        lease_owner -> Nullable<Text>,
+        /// Until when (UTC).
+        lease_expires_at -> Nullable<Timestamp>,
+        /// The last failure, scrubbed.
+        last_error -> Nullable<Text>,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+        /// When it ended (UTC).
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Every try of a run.
+    run_attempts (id) {
+        /// UUID.
+        id -> Text,
+        /// The run.
+        run_id -> Text,
+        /// 1, 2, 3...
+        number -> Integer,
+        /// When it started (UTC).
+        started_at -> Timestamp,
+        /// How long it took.
+        duration_ms -> BigInt,
+        /// `succeeded`, `retryable_failure`, `permanent_failure`, `timeout`.
+        outcome -> Text,
+        /// The provider's HTTP status.
+        http_status -> Nullable<Integer>,
+        /// At most 1 KiB of answer or error, scrubbed.
+        excerpt -> Text,
+        /// When the next try is due, if any (UTC).
+        next_attempt_at -> Nullable<Timestamp>,
+    }
+}
+
+
 diesel::joinable!(workspace_roles -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> users (user_id));
@@ -246,6 +345,11 @@ diesel::joinable!(entries -> projects (project_id));
 diesel::joinable!(entry_versions -> entries (entry_id));
 diesel::joinable!(entry_versions -> environments (environment_id));
 diesel::joinable!(events -> workspaces (workspace_id));
+diesel::joinable!(integrations -> workspaces (workspace_id));
+diesel::joinable!(integration_environments -> integrations (integration_id));
+diesel::joinable!(integration_environments -> environments (environment_id));
+diesel::joinable!(runs -> integrations (integration_id));
+diesel::joinable!(run_attempts -> runs (run_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_tokens,
@@ -259,4 +363,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     entry_versions,
     events,
     encryption_keys,
+    integrations,
+    integration_environments,
+    runs,
+    run_attempts,
 );

@@ -1,5 +1,6 @@
 //! API tokens: generating, hashing, issuing, listing and authenticating them.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use base64::Engine as _;
@@ -9,8 +10,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use sha2::{Digest as _, Sha256};
 
+use crate::authority::{Authority, authorities_json, parse_authorities};
 use crate::db::with_conn;
 use crate::schema::{api_tokens, users};
+use crate::util::{Page, PageRequest, decode_cursor};
 use crate::{Db, DbError, User};
 
 /// Every token this crate generates starts with this, so leaked tokens are easy to grep for.
@@ -44,6 +47,14 @@ pub struct ApiToken {
     pub expires_at: Option<NaiveDateTime>,
     /// JSON array of the authorities the token is limited to; `None`: all of its user's.
     pub authorities: Option<String>,
+}
+
+impl ApiToken {
+    /// The authorities the token is limited to; `None`: all of its user's.
+    #[must_use]
+    pub fn authority_limit(&self) -> Option<BTreeSet<Authority>> {
+        self.authorities.as_deref().map(parse_authorities)
+    }
 }
 
 /// A freshly issued token: its stored form and the clear token, which exists nowhere else.
@@ -190,6 +201,18 @@ pub(crate) fn validate_provided_token(token: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+fn bad_cursor() -> DbError {
+    DbError::InvalidInput("the cursor is not valid".to_owned())
+}
+
+/// The `(created_at, id)` inside a `micros|id` cursor.
+fn parse_time_cursor(cursor: &str) -> Option<(NaiveDateTime, String)> {
+    let key = decode_cursor(cursor)?;
+    let (micros, id) = key.split_once('|')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    Some((at, id.to_owned()))
+}
+
 /// A random (version 4) UUID in its hyphenated lowercase form.
 pub(crate) fn new_id() -> String {
     let mut bytes = [0_u8; 16];
@@ -214,16 +237,35 @@ pub(crate) fn now() -> NaiveDateTime {
 
 impl Db {
     /// Issues a new generated token for `user_id`; the clear token is in the result only.
+    /// The token may act with all of its user's authorities; see [`Db::create_limited_token`].
     ///
     /// # Errors
     ///
-    /// [`DbError::NotFound`] if the user does not exist, [`DbError::InvalidInput`] for an empty
-    /// name, or any other [`DbError`].
+    /// As [`Db::create_limited_token`].
     pub async fn create_token(
         &self,
         user_id: &str,
         name: &str,
         expires_at: Option<NaiveDateTime>,
+    ) -> Result<IssuedToken, DbError> {
+        self.create_limited_token(user_id, name, expires_at, None)
+            .await
+    }
+
+    /// Issues a new generated token for `user_id`, limited to `authorities` when given (it
+    /// then acts with the intersection of these and what its user holds in a workspace), and
+    /// expiring at `expires_at` (UTC) when given. The clear token is in the result only.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NotFound`] if the user does not exist, [`DbError::InvalidInput`] for an empty
+    /// name, or any other [`DbError`].
+    pub async fn create_limited_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        expires_at: Option<NaiveDateTime>,
+        authorities: Option<&BTreeSet<Authority>>,
     ) -> Result<IssuedToken, DbError> {
         if name.trim().is_empty() {
             return Err(DbError::InvalidInput(
@@ -231,7 +273,8 @@ impl Db {
             ));
         }
         let secret = generate_token();
-        let row = NewApiToken::new(user_id, name, &secret, expires_at);
+        let mut row = NewApiToken::new(user_id, name, &secret, expires_at);
+        row.authorities = authorities.map(authorities_json);
         let inserted = with_conn!(self, |conn| {
             diesel::insert_into(api_tokens::table)
                 .values(&row)
@@ -265,6 +308,71 @@ impl Db {
                 .load(conn)
                 .await?
         }))
+    }
+
+    /// The tokens of `user_id`, oldest first, one page at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::InvalidInput`] for a cursor this server did not make, or any [`DbError`].
+    pub async fn list_tokens_page(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<ApiToken>, DbError> {
+        let after = page
+            .after
+            .as_deref()
+            .map(|cursor| parse_time_cursor(cursor).ok_or_else(bad_cursor))
+            .transpose()?;
+        let limit = page.limit();
+        let rows: Vec<ApiToken> = with_conn!(self, |conn| {
+            let mut query = api_tokens::table
+                .filter(api_tokens::user_id.eq(user_id))
+                .into_boxed();
+            if let Some((at, id)) = &after {
+                query = query.filter(
+                    api_tokens::created_at
+                        .gt(at)
+                        .or(api_tokens::created_at.eq(at).and(api_tokens::id.gt(id))),
+                );
+            }
+            query
+                .order((api_tokens::created_at.asc(), api_tokens::id.asc()))
+                .limit(limit + 1)
+                .select(ApiToken::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(Page::from_rows(rows, limit, |token| {
+            format!(
+                "{}|{}",
+                token.created_at.and_utc().timestamp_micros(),
+                token.id
+            )
+        }))
+    }
+
+    /// Deletes (revokes) one token of `user_id`; it stops authenticating at once.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NotFound`] if `user_id` has no token with this id (a token of another user
+    /// is not found either), or any other [`DbError`].
+    pub async fn revoke_token(&self, user_id: &str, token_id: &str) -> Result<(), DbError> {
+        let deleted = with_conn!(self, |conn| {
+            diesel::delete(
+                api_tokens::table
+                    .filter(api_tokens::id.eq(token_id))
+                    .filter(api_tokens::user_id.eq(user_id)),
+            )
+            .execute(conn)
+            .await?
+        });
+        if deleted == 0 {
+            return Err(DbError::NotFound);
+        }
+        Ok(())
     }
 
     /// Deletes one token; it stops authenticating at once.

@@ -3,11 +3,15 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use keywire_core::{Actor, EventSource, EventType, Severity};
+use serde_json::json;
 
 use crate::db::{transaction, with_conn};
-use crate::schema::{api_tokens, users};
+use crate::events::{Event, record_event};
+use crate::schema::{api_tokens, member_roles, users, workspace_members, workspace_roles};
 use crate::tokens::{NewApiToken, generate_token, new_id, now, validate_provided_token};
-use crate::{Db, DbError};
+use crate::util::{Page, PageRequest, decode_cursor};
+use crate::{Db, DbError, IssuedToken};
 
 /// Name of the user that [`Db::bootstrap_admin`] creates.
 pub const BOOTSTRAP_ADMIN_NAME: &str = "admin";
@@ -15,6 +19,34 @@ pub const BOOTSTRAP_ADMIN_NAME: &str = "admin";
 pub const BOOTSTRAP_TOKEN_NAME: &str = "bootstrap";
 /// Longest user name accepted.
 pub const MAX_USER_NAME_CHARS: usize = 64;
+
+/// Checks a user name: 1 to [`MAX_USER_NAME_CHARS`] characters, ASCII letters, digits and
+/// `. _ - @`, starting with a letter or digit, so that it can stand in a URL path unescaped
+/// (`/api/v1/users/{user}`). Returns a message for the field.
+///
+/// # Errors
+///
+/// The reason the name is refused.
+pub fn check_user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if name.chars().count() > MAX_USER_NAME_CHARS {
+        return Err(format!("must be at most {MAX_USER_NAME_CHARS} characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or a digit".to_owned());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-@".contains(*c)))
+    {
+        return Err(format!(
+            "must not contain {bad:?}: use ASCII letters, digits and . _ - @"
+        ));
+    }
+    Ok(())
+}
 
 /// Someone (or something) that may call the API.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -100,19 +132,11 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// [`DbError::Conflict`] if the name is taken, [`DbError::InvalidInput`] for an empty,
-    /// over-long or control-character name, or any other [`DbError`].
+    /// [`DbError::Conflict`] if the name is taken, [`DbError::InvalidInput`] for a name that
+    /// [`check_user_name`] refuses, or any other [`DbError`].
     pub async fn create_user(&self, name: &str, is_admin: bool) -> Result<User, DbError> {
-        if name.trim().is_empty()
-            || name.trim() != name
-            || name.chars().count() > MAX_USER_NAME_CHARS
-            || name.chars().any(char::is_control)
-        {
-            return Err(DbError::InvalidInput(format!(
-                "a user name must be 1 to {MAX_USER_NAME_CHARS} characters, without control \
-                 characters or surrounding spaces"
-            )));
-        }
+        check_user_name(name)
+            .map_err(|why| DbError::InvalidInput(format!("the user name {why}")))?;
         let user = User::new(name, is_admin);
         with_conn!(self, |conn| {
             diesel::insert_into(users::table)
@@ -121,6 +145,166 @@ impl Db {
                 .await?;
         });
         Ok(user)
+    }
+
+    /// Creates a user and its first token (named `token_name`, unlimited, never expiring) in
+    /// one transaction; the clear token is in the result only.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::create_user`].
+    pub async fn create_user_with_token(
+        &self,
+        name: &str,
+        is_admin: bool,
+        token_name: &str,
+    ) -> Result<(User, IssuedToken), DbError> {
+        check_user_name(name)
+            .map_err(|why| DbError::InvalidInput(format!("the user name {why}")))?;
+        let user = User::new(name, is_admin);
+        let secret = generate_token();
+        let row = NewApiToken::new(&user.id, token_name, &secret, None);
+        transaction!(self, |conn| {
+            let taken: i64 = users::table
+                .filter(users::name.eq(name))
+                .count()
+                .get_result(conn)
+                .await?;
+            if taken > 0 {
+                return Err(DbError::Conflict(format!(
+                    "there is a user named `{name}` already"
+                )));
+            }
+            diesel::insert_into(users::table)
+                .values(&user)
+                .execute(conn)
+                .await?;
+            diesel::insert_into(api_tokens::table)
+                .values(&row)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })?;
+        let token = IssuedToken {
+            token: row.to_model(),
+            secret,
+        };
+        Ok((user, token))
+    }
+
+    /// The user with this name.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NotFound`] if there is none, or any other [`DbError`].
+    pub async fn user_by_name(&self, name: &str) -> Result<User, DbError> {
+        Ok(with_conn!(self, |conn| {
+            users::table
+                .filter(users::name.eq(name))
+                .select(User::as_select())
+                .first(conn)
+                .await?
+        }))
+    }
+
+    /// Users by name, one page at a time.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::InvalidInput`] for a cursor this server did not make, or any [`DbError`].
+    pub async fn list_users_page(&self, page: &PageRequest) -> Result<Page<User>, DbError> {
+        let after = page
+            .after
+            .as_deref()
+            .map(|cursor| {
+                decode_cursor(cursor)
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".to_owned()))
+            })
+            .transpose()?;
+        let limit = page.limit();
+        let rows: Vec<User> = with_conn!(self, |conn| {
+            let mut query = users::table.into_boxed();
+            if let Some(after) = &after {
+                query = query.filter(users::name.gt(after));
+            }
+            query
+                .order(users::name.asc())
+                .limit(limit + 1)
+                .select(User::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(Page::from_rows(rows, limit, |user| user.name.clone()))
+    }
+
+    /// Deletes a user with its tokens and memberships, refusing to delete the last server
+    /// administrator. Records `REMOVED_FROM_WORKSPACE` (payload `"userDeleted": true`) in
+    /// every workspace the user belonged to, in the same transaction.
+    ///
+    /// A workspace whose last admin-role holder is deleted stays manageable by server
+    /// administrators, who may do everything everywhere.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NotFound`] if there is no such user, [`DbError::Conflict`] for the last
+    /// server administrator, or any other [`DbError`].
+    pub async fn remove_user(&self, user_id: &str, actor: &Actor) -> Result<(), DbError> {
+        transaction!(self, |conn| {
+            // Lock the administrators' rows first so two concurrent deletions of the last
+            // two administrators run one after the other (PostgreSQL; SQLite serializes).
+            diesel::update(users::table.filter(users::is_admin.eq(true)))
+                .set(users::is_admin.eq(users::is_admin))
+                .execute(conn)
+                .await?;
+            let user: User = users::table
+                .find(user_id)
+                .select(User::as_select())
+                .first(conn)
+                .await?;
+            if user.is_admin {
+                let admins: i64 = users::table
+                    .filter(users::is_admin.eq(true))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if admins <= 1 {
+                    return Err(DbError::Conflict(format!(
+                        "{} is the last server administrator; make another user an \
+                         administrator first",
+                        user.name
+                    )));
+                }
+            }
+            let workspaces: Vec<String> = workspace_members::table
+                .filter(workspace_members::user_id.eq(user_id))
+                .select(workspace_members::workspace_id)
+                .load(conn)
+                .await?;
+            for workspace_id in &workspaces {
+                let roles: Vec<String> = member_roles::table
+                    .inner_join(workspace_roles::table)
+                    .filter(member_roles::workspace_id.eq(workspace_id))
+                    .filter(member_roles::user_id.eq(user_id))
+                    .order(workspace_roles::slug.asc())
+                    .select(workspace_roles::slug)
+                    .load(conn)
+                    .await?;
+                let event = Event::new(
+                    workspace_id,
+                    EventType::RemovedFromWorkspace,
+                    EventSource::WorkspaceMembership,
+                    actor,
+                    format!("{} removed (user deleted)", user.name),
+                )
+                .severity(Severity::Warn)
+                .payload(json!({"user": user.name, "roles": roles, "userDeleted": true}));
+                record_event!(conn, &event);
+            }
+            diesel::delete(users::table.find(user_id))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Every user, by name.
@@ -153,7 +337,8 @@ impl Db {
         }))
     }
 
-    /// Deletes a user and, by cascade, all of its tokens.
+    /// Deletes a user and, by cascade, all of its tokens and memberships, without the checks
+    /// and events of [`Db::remove_user`] (which the API uses).
     ///
     /// # Errors
     ///

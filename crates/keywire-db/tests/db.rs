@@ -11,15 +11,19 @@ use keywire_db::{
 };
 use keywire_test_support::TestDb;
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 16] = [
     "api_tokens",
     "encryption_keys",
     "entries",
     "entry_versions",
     "environments",
     "events",
+    "integration_environments",
+    "integrations",
     "member_roles",
     "projects",
+    "run_attempts",
+    "runs",
     "users",
     "workspace_members",
     "workspace_roles",
@@ -518,5 +522,434 @@ async fn sqlite_creates_its_directory_and_refuses_memory_databases() {
     ] {
         let error = Db::connect(url).await.unwrap_err();
         assert!(matches!(error, DbError::Config(_)), "{url}: {error:?}");
+    }
+}
+
+fn actor_of(user: &keywire_db::User) -> keywire_core::Actor {
+    keywire_core::Actor {
+        id: user.id.clone(),
+        name: user.name.clone(),
+    }
+}
+
+async fn event_types(db: &Db, workspace_id: &str) -> Vec<String> {
+    db.list_events(
+        workspace_id,
+        &keywire_db::EventFilter::default(),
+        &keywire_db::PageRequest {
+            limit: Some(200),
+            after: None,
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .into_iter()
+    .map(|event| event.event_type)
+    .collect()
+}
+
+#[tokio::test]
+async fn limited_tokens_keep_their_authorities_and_only_owners_revoke_them() {
+    use keywire_db::{Authority, PageRequest};
+    for test_db in TestDb::all().await {
+        let backend = test_db.backend();
+        let db = test_db.migrated().await;
+        let (alice, first) = db
+            .create_user_with_token("alice", false, "first")
+            .await
+            .unwrap();
+        assert_eq!(first.token.authority_limit(), None, "{backend}");
+        let bob = db.create_user("bob", false).await.unwrap();
+        let limit = [Authority::ReadProject, Authority::ReadSecret]
+            .into_iter()
+            .collect();
+        let limited = db
+            .create_limited_token(&alice.id, "ci", None, Some(&limit))
+            .await
+            .unwrap();
+        assert_eq!(
+            limited.token.authorities.as_deref(),
+            Some(r#"["READ_PROJECT","READ_SECRET"]"#)
+        );
+        let (_, seen) = db.authenticate(&limited.secret).await.unwrap().unwrap();
+        assert_eq!(seen.authority_limit(), Some(limit), "{backend}");
+
+        // Pages of one token each, oldest first, and a foreign cursor is refused.
+        let one = PageRequest {
+            limit: Some(1),
+            after: None,
+        };
+        let page = db.list_tokens_page(&alice.id, &one).await.unwrap();
+        assert_eq!(page.items[0].id, first.token.id, "{backend}");
+        let next = PageRequest {
+            limit: Some(1),
+            after: page.next_cursor.clone(),
+        };
+        let page = db.list_tokens_page(&alice.id, &next).await.unwrap();
+        assert_eq!(page.items[0].id, limited.token.id, "{backend}");
+        assert_eq!(page.next_cursor, None, "{backend}");
+        let forged = PageRequest {
+            limit: None,
+            after: Some("???".into()),
+        };
+        assert!(matches!(
+            db.list_tokens_page(&alice.id, &forged).await,
+            Err(DbError::InvalidInput(_))
+        ));
+
+        // Bob cannot revoke Alice's token; Alice can, and it stops at once.
+        assert_eq!(
+            db.revoke_token(&bob.id, &limited.token.id).await,
+            Err(DbError::NotFound)
+        );
+        db.revoke_token(&alice.id, &limited.token.id).await.unwrap();
+        assert!(db.authenticate(&limited.secret).await.unwrap().is_none());
+        assert!(db.authenticate(&first.secret).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn users_page_by_name_and_the_last_admin_stays() {
+    use keywire_db::PageRequest;
+    for test_db in TestDb::all().await {
+        let backend = test_db.backend();
+        let db = test_db.migrated().await;
+        db.bootstrap_admin(None).await.unwrap();
+        let admin = db.user_by_name(BOOTSTRAP_ADMIN_NAME).await.unwrap();
+        for name in ["carol", "bob", "alice"] {
+            db.create_user_with_token(name, false, "first")
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            db.create_user_with_token("alice", false, "first").await,
+            Err(DbError::Conflict(_))
+        ));
+        assert!(matches!(
+            db.create_user_with_token("al ice", false, "first").await,
+            Err(DbError::InvalidInput(_))
+        ));
+        let mut names = Vec::new();
+        let mut after = None;
+        loop {
+            let page = db
+                .list_users_page(&PageRequest {
+                    limit: Some(2),
+                    after,
+                })
+                .await
+                .unwrap();
+            names.extend(page.items.into_iter().map(|u| u.name));
+            match page.next_cursor {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(names, ["admin", "alice", "bob", "carol"], "{backend}");
+
+        // The only administrator cannot be removed; with a second one, it can.
+        let error = db
+            .remove_user(&admin.id, &actor_of(&admin))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DbError::Conflict(_)),
+            "{backend}: {error:?}"
+        );
+        let root = db.create_user("root", true).await.unwrap();
+        db.remove_user(&admin.id, &actor_of(&root)).await.unwrap();
+        assert_eq!(
+            db.remove_user(&admin.id, &actor_of(&root)).await,
+            Err(DbError::NotFound)
+        );
+    }
+}
+
+#[tokio::test]
+async fn roles_and_memberships_keep_their_rules_and_record_events() {
+    use keywire_db::{Authority, NewRole, PageRequest, RoleChanges};
+    for test_db in TestDb::all().await {
+        let backend = test_db.backend();
+        let db = test_db.migrated().await;
+        let owner = db.create_user("owner", false).await.unwrap();
+        let alice = db.create_user("alice", false).await.unwrap();
+        let bob = db.create_user("bob", false).await.unwrap();
+        let workspace = db
+            .create_workspace("Acme", &actor_of(&owner))
+            .await
+            .unwrap();
+        let (project, _) = db
+            .create_project(&workspace, "Shop", None, &[], &actor_of(&owner))
+            .await
+            .unwrap();
+        let (other, _) = db
+            .create_project(&workspace, "Blog", None, &[], &actor_of(&owner))
+            .await
+            .unwrap();
+
+        let viewer = db
+            .create_role(
+                &workspace,
+                &NewRole {
+                    name: "Shop viewer".into(),
+                    description: Some("reads the shop".into()),
+                    authorities: [Authority::ReadWorkspace, Authority::ReadProject]
+                        .into_iter()
+                        .collect(),
+                    project_ids: Some(vec![project.id.clone()]),
+                },
+                &actor_of(&owner),
+            )
+            .await
+            .unwrap();
+        assert_eq!(viewer.slug, "shop-viewer", "{backend}");
+        assert_eq!(
+            viewer.project_slugs.as_deref(),
+            Some(&[project.slug.clone()][..])
+        );
+        let duplicate = NewRole {
+            name: "Shop viewer".into(),
+            description: None,
+            authorities: Default::default(),
+            project_ids: None,
+        };
+        assert!(matches!(
+            db.create_role(&workspace, &duplicate, &actor_of(&owner))
+                .await,
+            Err(DbError::Conflict(_))
+        ));
+        let renamed = db
+            .update_role(
+                &workspace,
+                &viewer,
+                &RoleChanges {
+                    name: Some("Shop reader".into()),
+                    ..RoleChanges::default()
+                },
+                &actor_of(&owner),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (renamed.slug.as_str(), renamed.name.as_str()),
+            ("shop-viewer", "Shop reader")
+        );
+        assert_eq!(
+            renamed.authorities, viewer.authorities,
+            "{backend}: untouched"
+        );
+
+        // The built-in admin role keeps WORKSPACE_ADMIN, every project, and exists.
+        let admin_role = db.role_by_slug(&workspace.id, "admin").await.unwrap();
+        assert!(admin_role.is_admin_role);
+        for changes in [
+            RoleChanges {
+                authorities: Some([Authority::ReadWorkspace].into_iter().collect()),
+                ..RoleChanges::default()
+            },
+            RoleChanges {
+                project_ids: Some(Some(vec![project.id.clone()])),
+                ..RoleChanges::default()
+            },
+        ] {
+            assert!(matches!(
+                db.update_role(&workspace, &admin_role, &changes, &actor_of(&owner))
+                    .await,
+                Err(DbError::Conflict(_))
+            ));
+        }
+        assert!(matches!(
+            db.delete_role(&workspace, &admin_role, &actor_of(&owner))
+                .await,
+            Err(DbError::Conflict(_))
+        ));
+        let roles = db
+            .list_roles(&workspace.id, &PageRequest::default())
+            .await
+            .unwrap();
+        let slugs: Vec<&str> = roles.items.iter().map(|r| r.slug.as_str()).collect();
+        assert_eq!(slugs, ["admin", "shop-viewer"], "{backend}");
+
+        // Membership: Alice reads the shop only.
+        let member = db
+            .add_member(
+                &workspace,
+                &alice,
+                std::slice::from_ref(&renamed),
+                &actor_of(&owner),
+            )
+            .await
+            .unwrap();
+        assert_eq!(member.roles, ["shop-viewer"], "{backend}");
+        assert!(matches!(
+            db.add_member(&workspace, &alice, &[], &actor_of(&owner))
+                .await,
+            Err(DbError::Conflict(_))
+        ));
+        let access = db.access(&alice.id, &workspace.id, false).await.unwrap();
+        assert!(access.can(Authority::ReadProject, Some(&project.id)));
+        assert!(!access.can(Authority::ReadProject, Some(&other.id)));
+        assert!(access.can(Authority::ReadWorkspace, None));
+        assert!(!access.can(Authority::UpdateWorkspace, None));
+
+        // The owner is the only admin-role holder: may neither lose it nor go.
+        assert!(matches!(
+            db.set_member_roles(
+                &workspace,
+                &owner,
+                std::slice::from_ref(&renamed),
+                &actor_of(&owner)
+            )
+            .await,
+            Err(DbError::Conflict(_))
+        ));
+        assert!(matches!(
+            db.remove_member(&workspace, &owner, &actor_of(&owner))
+                .await,
+            Err(DbError::Conflict(_))
+        ));
+        let promoted = db
+            .set_member_roles(
+                &workspace,
+                &alice,
+                &[admin_role.clone(), renamed.clone()],
+                &actor_of(&owner),
+            )
+            .await
+            .unwrap();
+        assert_eq!(promoted.roles, ["admin", "shop-viewer"], "{backend}");
+        db.remove_member(&workspace, &owner, &actor_of(&owner))
+            .await
+            .unwrap();
+        assert_eq!(
+            db.member(&workspace.id, &owner.id).await,
+            Err(DbError::NotFound)
+        );
+        assert!(matches!(
+            db.set_member_roles(&workspace, &bob, &[], &actor_of(&alice))
+                .await,
+            Err(DbError::NotFound)
+        ));
+        db.add_member(&workspace, &bob, &[], &actor_of(&alice))
+            .await
+            .unwrap();
+        let members = db
+            .list_members(
+                &workspace.id,
+                &PageRequest {
+                    limit: Some(1),
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(members.items[0].user_name, "alice", "{backend}");
+        let rest = db
+            .list_members(
+                &workspace.id,
+                &PageRequest {
+                    limit: Some(5),
+                    after: members.next_cursor,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 1, "{backend}");
+        assert_eq!(
+            (rest.items[0].user_name.as_str(), rest.items[0].roles.len()),
+            ("bob", 0)
+        );
+        db.remove_member(&workspace, &bob, &actor_of(&alice))
+            .await
+            .unwrap();
+
+        // Deleting the role takes it from its holders.
+        db.delete_role(&workspace, &renamed, &actor_of(&alice))
+            .await
+            .unwrap();
+        assert_eq!(
+            db.member(&workspace.id, &alice.id).await.unwrap().roles,
+            ["admin"]
+        );
+
+        let types = event_types(&db, &workspace.id).await;
+        for expected in [
+            "WORKSPACE_ROLE_CREATED",
+            "WORKSPACE_ROLE_UPDATED",
+            "WORKSPACE_ROLE_DELETED",
+            "INVITED_TO_WORKSPACE",
+            "WORKSPACE_MEMBERSHIP_UPDATED",
+            "LEFT_WORKSPACE",
+            "REMOVED_FROM_WORKSPACE",
+        ] {
+            assert!(
+                types.iter().any(|t| t == expected),
+                "{backend}: no {expected} in {types:?}"
+            );
+        }
+        // Refused changes wrote nothing: one role creation, one update, one deletion.
+        let count = |name: &str| types.iter().filter(|t| *t == name).count();
+        assert_eq!(count("WORKSPACE_ROLE_CREATED"), 1, "{backend}");
+        assert_eq!(count("WORKSPACE_ROLE_UPDATED"), 1, "{backend}");
+        assert_eq!(count("INVITED_TO_WORKSPACE"), 2, "{backend}");
+
+        // Deleting a user tells each of its workspaces.
+        db.remove_user(&alice.id, &actor_of(&owner)).await.unwrap();
+        let events = db
+            .list_events(
+                &workspace.id,
+                &keywire_db::EventFilter::default(),
+                &PageRequest::default(),
+            )
+            .await
+            .unwrap();
+        let newest = &events.items[0];
+        assert_eq!(newest.event_type, "REMOVED_FROM_WORKSPACE", "{backend}");
+        let payload: serde_json::Value = serde_json::from_str(&newest.payload).unwrap();
+        assert_eq!(
+            payload,
+            serde_json::json!({"user": "alice", "roles": ["admin"], "userDeleted": true})
+        );
+    }
+}
+
+/// Servers spawn these futures: keep them `Send` (checked at compile time).
+#[test]
+fn member_and_token_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    #[expect(dead_code, reason = "only type-checked")]
+    fn check(
+        db: &Db,
+        workspace: &keywire_db::Workspace,
+        role: &keywire_db::Role,
+        user: &keywire_db::User,
+        actor: &keywire_core::Actor,
+    ) {
+        let page = keywire_db::PageRequest::default();
+        assert_send(&db.create_user_with_token("", false, ""));
+        assert_send(&db.user_by_name(""));
+        assert_send(&db.list_users_page(&page));
+        assert_send(&db.remove_user("", actor));
+        assert_send(&db.create_limited_token("", "", None, None));
+        assert_send(&db.list_tokens_page("", &page));
+        assert_send(&db.revoke_token("", ""));
+        let new = keywire_db::NewRole {
+            name: String::new(),
+            description: None,
+            authorities: Default::default(),
+            project_ids: None,
+        };
+        assert_send(&db.create_role(workspace, &new, actor));
+        assert_send(&db.list_roles("", &page));
+        assert_send(&db.role_by_slug("", ""));
+        assert_send(&db.roles_by_slugs("", &[]));
+        assert_send(&db.update_role(workspace, role, &Default::default(), actor));
+        assert_send(&db.delete_role(workspace, role, actor));
+        assert_send(&db.add_member(workspace, user, &[], actor));
+        assert_send(&db.list_members("", &page));
+        assert_send(&db.member("", ""));
+        assert_send(&db.set_member_roles(workspace, user, &[], actor));
+        assert_send(&db.remove_member(workspace, user, actor));
     }
 }

@@ -48,20 +48,121 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "KEYWIRE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// What this node does: `all` (API and delivery), `api` or `worker`.
+    #[arg(long, env = "KEYWIRE_ROLE", default_value = "all", value_parser = ["all", "api", "worker"])]
+    pub role: String,
+    /// Delivery workers (runs delivered at once) on this node.
+    #[arg(long, env = "KEYWIRE_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+    /// Wait before each delivery attempt; its length is the number of attempts.
+    #[arg(long, env = "KEYWIRE_RETRY_SCHEDULE", default_value = crate::delivery::DEFAULT_SCHEDULE)]
+    pub retry_schedule: String,
+    /// How long a worker's claim on a run lasts (`60s`); a crashed worker's runs are taken
+    /// again after it.
+    #[arg(long, env = "KEYWIRE_LEASE", default_value = "60s")]
+    pub lease: String,
+    /// Longest a single delivery attempt may take.
+    #[arg(long, env = "KEYWIRE_ATTEMPT_TIMEOUT", default_value = "15s")]
+    pub attempt_timeout: String,
+    /// How often idle workers look for due runs made by other nodes.
+    #[arg(long, env = "KEYWIRE_POLL_INTERVAL", default_value = "1s")]
+    pub poll_interval: String,
     /// HTTP worker threads.
     #[arg(long, env = "KEYWIRE_HTTP_WORKERS", default_value_t = 2)]
     pub http_workers: usize,
+    /// Test only: comma-separated `origin=replacement` pairs
+    /// (`https://discord.com=http://127.0.0.1:4567`); outbound requests whose URL starts with an
+    /// origin go to its replacement, so tests can put a local fake behind a provider's fixed
+    /// host. Never set it in production.
+    #[arg(
+        long,
+        env = "KEYWIRE_TEST_ORIGIN_OVERRIDES",
+        default_value = "",
+        hide = true
+    )]
+    pub test_origin_overrides: String,
     /// Log format: `text` or `json`. The level comes from `KEYWIRE_LOG` (default `info`).
     #[arg(long, env = "KEYWIRE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 
 impl ServeArgs {
+    /// The parsed `KEYWIRE_TEST_ORIGIN_OVERRIDES`.
+    pub fn origin_overrides(&self) -> Result<Vec<(String, String)>, String> {
+        parse_origin_overrides(&self.test_origin_overrides)
+    }
+
     /// The database URL: the configured one, or the SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.trim().is_empty() => url.trim().to_owned(),
             _ => format!("sqlite://{}", self.data_dir.join("keywire.db").display()),
         }
+    }
+}
+
+impl ServeArgs {
+    /// The delivery settings, validated.
+    pub fn worker_config(&self) -> Result<crate::delivery::WorkerConfig, String> {
+        use crate::delivery::{parse_duration, parse_schedule};
+        let config = crate::delivery::WorkerConfig {
+            workers: self.workers.clamp(1, 256),
+            schedule: parse_schedule(&self.retry_schedule)
+                .map_err(|e| format!("KEYWIRE_RETRY_SCHEDULE: {e}"))?,
+            lease: parse_duration(&self.lease).map_err(|e| format!("KEYWIRE_LEASE: {e}"))?,
+            attempt_timeout: parse_duration(&self.attempt_timeout)
+                .map_err(|e| format!("KEYWIRE_ATTEMPT_TIMEOUT: {e}"))?,
+            poll: parse_duration(&self.poll_interval)
+                .map_err(|e| format!("KEYWIRE_POLL_INTERVAL: {e}"))?,
+        };
+        if config.lease <= config.attempt_timeout {
+            return Err("KEYWIRE_LEASE must be longer than KEYWIRE_ATTEMPT_TIMEOUT".into());
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `origin=replacement` pairs separated by commas; both sides must be http(s) URLs
+/// without a trailing slash-path (an origin), e.g. `https://discord.com=http://127.0.0.1:4567`.
+pub fn parse_origin_overrides(list: &str) -> Result<Vec<(String, String)>, String> {
+    let origin = |s: &str| -> Result<String, String> {
+        let s = s.trim().trim_end_matches('/');
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{s}` is not an http(s) origin"))?;
+        if rest.is_empty() || rest.contains('/') {
+            return Err(format!("`{s}` is not an origin (scheme://host[:port])"));
+        }
+        Ok(s.to_owned())
+    };
+    list.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (from, to) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{}` is not `origin=replacement`", pair.trim()))?;
+            Ok((origin(from)?, origin(to)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_overrides_parse() {
+        assert_eq!(
+            parse_origin_overrides(" https://discord.com=http://127.0.0.1:4567/ ,").unwrap(),
+            vec![(
+                "https://discord.com".to_owned(),
+                "http://127.0.0.1:4567".to_owned()
+            )]
+        );
+        assert_eq!(parse_origin_overrides("").unwrap(), vec![]);
+        assert!(parse_origin_overrides("discord.com=http://x").is_err());
+        assert!(parse_origin_overrides("https://discord.com").is_err());
+        assert!(parse_origin_overrides("https://discord.com/api=http://x").is_err());
     }
 }

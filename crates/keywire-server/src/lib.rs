@@ -10,6 +10,7 @@ pub mod access;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod delivery;
 pub mod error;
 mod integrations;
 pub mod routes;
@@ -63,8 +64,13 @@ pub fn app(
             scope::scope("/api/v1")
                 .configure(routes::integration_types::config)
                 .configure(routes::me::config)
+                .configure(routes::users::config)
+                .configure(routes::members::config)
                 .configure(routes::workspaces::config)
-                .configure(routes::events::config),
+                .configure(routes::integrations::config)
+                .configure(routes::entries::config)
+                .configure(routes::events::config)
+                .configure(routes::runs::config),
         )
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
             let path: String = req.path().chars().take(200).collect();
@@ -206,8 +212,18 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
 
     let allow = OutboundPolicy::parse_allow_list(&args.outbound_allow)
         .map_err(|why| anyhow::anyhow!("KEYWIRE_OUTBOUND_ALLOW: {why}"))?;
+    let origin_overrides = args
+        .origin_overrides()
+        .map_err(|why| anyhow::anyhow!("KEYWIRE_TEST_ORIGIN_OVERRIDES: {why}"))?;
+    if !origin_overrides.is_empty() {
+        tracing::warn!(
+            count = origin_overrides.len(),
+            "KEYWIRE_TEST_ORIGIN_OVERRIDES is set: outbound requests to some origins go elsewhere (for tests only)"
+        );
+    }
     let http = OutboundClient::new(OutboundPolicy {
         allow,
+        origin_overrides,
         ..OutboundPolicy::default()
     })
     .context("cannot build the outbound HTTP client")?;
@@ -226,21 +242,57 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
     state.openapi = openapi_document(web::Data::new(state.clone()));
     let state = web::Data::new(state);
 
-    let server = HttpServer::new({
-        let state = state.clone();
-        move || app(state.clone()).into_app()
-    })
-    .workers(args.http_workers.max(1))
-    .shutdown_timeout(10)
-    .bind(&args.listen)
-    .with_context(|| format!("cannot listen on {}", args.listen))?;
-    for addr in server.addrs() {
-        tracing::info!(%addr, "listening");
-        say(&format!("keywire listening on http://{addr}"));
+    let (stop_workers, stop) = tokio::sync::watch::channel(false);
+    let workers = if args.role == "api" {
+        Vec::new()
+    } else {
+        let config = args.worker_config().map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!(workers = config.workers, attempts = config.schedule.len(), "delivery workers starting");
+        delivery::spawn_workers(state.get_ref().clone(), config, &state.background, stop)
+    };
+
+    if args.role == "worker" {
+        say("keywire worker running (no HTTP listener)");
+        wait_for_signal().await;
+    } else {
+        let server = HttpServer::new({
+            let state = state.clone();
+            move || app(state.clone()).into_app()
+        })
+        .workers(args.http_workers.max(1))
+        .shutdown_timeout(10)
+        .bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        for addr in server.addrs() {
+            tracing::info!(%addr, "listening");
+            say(&format!("keywire listening on http://{addr}"));
+        }
+        server.run().await.context("the HTTP server failed")?;
     }
-    server.run().await.context("the HTTP server failed")?;
+    // Workers finish the attempt in hand (at most the attempt timeout) and stop; an attempt
+    // cut short by a harder stop is taken again when its lease expires.
+    let _ = stop_workers.send(true);
+    for worker in workers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(20), worker).await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (the HTTP server handles them itself when it runs).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The master key: `KEYWIRE_MASTER_KEY`, else `<data dir>/master.key`, generated on first use

@@ -1,9 +1,14 @@
 //! HTTP routes, one module per area; each exposes `config`.
 
+pub mod entries;
 pub mod events;
 pub mod health;
 pub mod integration_types;
+pub mod integrations;
 pub mod me;
+pub mod runs;
+pub mod members;
+pub mod users;
 pub mod workspaces;
 
 use serde::Serialize;

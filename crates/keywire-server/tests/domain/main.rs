@@ -3,4 +3,7 @@
 
 mod support;
 
+mod entries;
+mod integrations;
+mod members;
 mod workspaces;

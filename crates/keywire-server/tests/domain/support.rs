@@ -61,16 +61,33 @@ impl Api {
         out
     }
 
+    /// One server per backend configured for this run, each with extra environment variables.
+    pub async fn all_with_env(env: &[(&str, &str)]) -> Vec<Api> {
+        let mut out = Vec::new();
+        for db in TestDb::all().await {
+            out.push(Api::with_env(db, env));
+        }
+        out
+    }
+
     /// A server on SQLite.
     pub async fn sqlite() -> Api {
         Api::start(TestDb::sqlite().await)
     }
 
     fn start(db: TestDb) -> Api {
+        Api::with_env(db, &[])
+    }
+
+    /// A server on `db` with extra environment variables (delivery settings, log level...).
+    pub fn with_env(db: TestDb, env: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig::new(env!("CARGO_BIN_EXE_keywire"), dir.path())
+        let mut config = ServerConfig::new(env!("CARGO_BIN_EXE_keywire"), dir.path())
             .database(Some(db.url()))
             .env("KEYWIRE_BOOTSTRAP_TOKEN", ADMIN);
+        for (key, value) in env {
+            config = config.env(key, value);
+        }
         let server = Server::start(&config);
         Api {
             server,

@@ -1,0 +1,606 @@
+//! Durable delivery: runs (one event to one integration) and their attempts.
+//!
+//! Runs are written by [`fan_out!`] in the same transaction as the change and its event, so a
+//! change that commits has its deliveries and one that rolls back has none. Workers claim due
+//! runs with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time),
+//! record every attempt, and either finish the run or schedule its next try. A run whose worker
+//! died is claimed again when its lease expires, so nothing stays `running`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel_async::RunQueryDsl;
+
+use crate::db::{Pools, transaction, with_conn};
+use crate::events::Event;
+use crate::schema::{environments, events, integrations, projects, run_attempts, runs, workspaces};
+use crate::tokens::{new_id, now};
+use crate::util::{Page, PageRequest, decode_cursor};
+use crate::{Backend, Db, DbError};
+
+/// Waiting for a worker.
+pub const PENDING: &str = "pending";
+/// Held by a worker.
+pub const RUNNING: &str = "running";
+/// Delivered.
+pub const SUCCEEDED: &str = "succeeded";
+/// Given up (permanent failure, or the retry schedule is exhausted).
+pub const FAILED: &str = "failed";
+
+/// A delivery of one event (or a sync) to one integration.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, QueryableByName)]
+#[diesel(table_name = runs)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct Run {
+    /// UUID: the message id and idempotency key of every attempt.
+    pub id: String,
+    /// The integration.
+    pub integration_id: String,
+    /// The event delivered.
+    pub event_id: Option<String>,
+    /// `event` or `sync`.
+    pub kind: String,
+    /// `pending`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Attempts started.
+    pub attempts: i32,
+    /// When it may be taken next (UTC).
+    pub next_attempt_at: NaiveDateTime,
+    /// The worker holding it.
+    pub lease_owner: Option<String>,
+    /// Until when (UTC).
+    pub lease_expires_at: Option<NaiveDateTime>,
+    /// The last failure, scrubbed.
+    pub last_error: Option<String>,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+    /// When it ended (UTC).
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// One try of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = run_attempts)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct RunAttempt {
+    /// UUID.
+    pub id: String,
+    /// The run.
+    pub run_id: String,
+    /// 1, 2, 3...
+    pub number: i32,
+    /// When it started (UTC).
+    pub started_at: NaiveDateTime,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// `succeeded`, `retryable_failure`, `permanent_failure`, `timeout`.
+    pub outcome: String,
+    /// The provider's HTTP status.
+    pub http_status: Option<i32>,
+    /// At most 1 KiB of answer or error, scrubbed.
+    pub excerpt: String,
+    /// When the next try is due, if any (UTC).
+    pub next_attempt_at: Option<NaiveDateTime>,
+}
+
+/// The integration a claimed run goes to, as the worker needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = integrations)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct Target {
+    /// UUID.
+    pub id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// Its slug.
+    pub slug: String,
+    /// Registry type id.
+    pub integration_type: String,
+    /// `communication` or `infrastructure`.
+    pub category: String,
+    /// Sealed metadata JSON (aad `integrations/<id>`).
+    pub metadata: String,
+    /// Whether it is enabled.
+    pub enabled: bool,
+}
+
+/// A run a worker now holds, with what it needs to deliver it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The run (already counting this attempt).
+    pub run: Run,
+    /// Where it goes.
+    pub target: Target,
+    /// The event it delivers, when it delivers one.
+    pub event: Option<Event>,
+    /// Slugs for the event: workspace, project, environments.
+    pub slugs: EventSlugs,
+}
+
+/// The slugs an event's ids stand for (for messages people read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventSlugs {
+    /// Workspace slug.
+    pub workspace: String,
+    /// Project slug, when the event has a project.
+    pub project: Option<String>,
+    /// Environment slugs (of environments that still exist).
+    pub environments: Vec<String>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    /// `succeeded`, `retryable_failure`, `permanent_failure` or `timeout`.
+    pub outcome: &'static str,
+    /// When it started (UTC).
+    pub started_at: NaiveDateTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// The provider's HTTP status.
+    pub http_status: Option<u16>,
+    /// At most 1 KiB, credentials scrubbed by the caller.
+    pub excerpt: String,
+    /// When to try again; `None` ends the run (succeeded, or failed for good).
+    pub retry_at: Option<NaiveDateTime>,
+}
+
+/// Inserts, on `$conn` inside the caller's transaction, one run per enabled integration that
+/// hears `$event`: it subscribes to the type, and its scope covers the event (workspace-wide;
+/// or the event's project; or, when narrowed to environments, one of the event's). An
+/// infrastructure integration that already has a run waiting to start gets no second one:
+/// its sync reads the current state when it runs, so one covers both changes.
+macro_rules! fan_out {
+    ($conn:expr, $event:expr) => {{
+        let event: &$crate::events::Event = $event;
+        $crate::delivery::fan_out_rows(&mut *$conn, event).await?;
+    }};
+}
+pub(crate) use fan_out;
+
+/// Candidate integrations of an event's workspace and their environment narrowing.
+type Candidate = (String, String, String, Option<String>);
+
+macro_rules! define_fan_out {
+    ($($conn_ty:ty),*) => {
+        /// Connection types the delivery queries run on.
+        pub(crate) trait FanOut {
+            /// See [`fan_out!`].
+            async fn fan_out(&mut self, event: &Event) -> Result<usize, DbError>;
+        }
+        $(
+        impl FanOut for $conn_ty {
+            async fn fan_out(&mut self, event: &Event) -> Result<usize, DbError> {
+                use crate::schema::integration_environments as ie;
+                let conn = self;
+                let mut query = integrations::table
+                    .filter(integrations::workspace_id.eq(&event.workspace_id))
+                    .filter(integrations::enabled.eq(true))
+                    .into_boxed();
+                query = match &event.project_id {
+                    Some(project) => query.filter(integrations::project_id.is_null().or(integrations::project_id.eq(project))),
+                    None => query.filter(integrations::project_id.is_null()),
+                };
+                let candidates: Vec<Candidate> = query
+                    .select((integrations::id, integrations::category, integrations::notify_on, integrations::project_id))
+                    .load(conn)
+                    .await?;
+                let hearing: Vec<&Candidate> = candidates
+                    .iter()
+                    .filter(|(_, _, notify_on, _)| {
+                        serde_json::from_str::<Vec<String>>(notify_on).unwrap_or_default().iter().any(|t| *t == event.event_type)
+                    })
+                    .collect();
+                if hearing.is_empty() {
+                    return Ok(0);
+                }
+                let ids: Vec<&String> = hearing.iter().map(|c| &c.0).collect();
+                let narrowing: Vec<(String, String)> = ie::table
+                    .filter(ie::integration_id.eq_any(&ids))
+                    .select((ie::integration_id, ie::environment_id))
+                    .load(conn)
+                    .await?;
+                let mut narrowed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+                for (integration, environment) in &narrowing {
+                    narrowed.entry(integration.as_str()).or_default().insert(environment.as_str());
+                }
+                let touched = event.environment_id_list();
+                let at = now();
+                let mut inserted = 0;
+                for (id, category, _, _) in hearing {
+                    if let Some(allowed) = narrowed.get(id.as_str())
+                        && !touched.iter().any(|env| allowed.contains(env.as_str()))
+                    {
+                        continue;
+                    }
+                    let infrastructure = category == "infrastructure";
+                    if infrastructure {
+                        let waiting: i64 = runs::table
+                            .filter(runs::integration_id.eq(id))
+                            .filter(runs::status.eq(PENDING))
+                            .filter(runs::attempts.eq(0))
+                            .count()
+                            .get_result(conn)
+                            .await?;
+                        if waiting > 0 {
+                            continue;
+                        }
+                    }
+                    let run = Run {
+                        id: new_id(),
+                        integration_id: id.clone(),
+                        event_id: Some(event.id.clone()),
+                        kind: if infrastructure { "sync" } else { "event" }.to_owned(),
+                        status: PENDING.to_owned(),
+                        attempts: 0,
+                        next_attempt_at: at,
+                        lease_owner: None,
+                        lease_expires_at: None,
+                        last_error: None,
+                        created_at: at,
+                        finished_at: None,
+                    };
+                    diesel::insert_into(runs::table).values(&run).execute(conn).await?;
+                    inserted += 1;
+                }
+                Ok(inserted)
+            }
+        }
+        )*
+    };
+}
+
+define_fan_out!(diesel_async::AsyncPgConnection, crate::db::SqliteConn);
+
+/// Calls [`FanOut::fan_out`] on either connection type.
+pub(crate) async fn fan_out_rows<C: FanOut>(conn: &mut C, event: &Event) -> Result<usize, DbError> {
+    conn.fan_out(event).await
+}
+
+#[derive(QueryableByName)]
+struct Due {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    integration_id: String,
+}
+
+impl Db {
+    /// Claims up to `limit` due runs for `worker` (pending and due, or running with an expired
+    /// lease), at most one per infrastructure integration and none for an infrastructure
+    /// integration that has a run in flight. Each claimed run counts one more attempt.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn claim_runs(&self, worker: &str, limit: i64, lease: Duration) -> Result<Vec<Claimed>, DbError> {
+        let at = now();
+        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT id, integration_id FROM runs \
+             WHERE (status = 'pending' AND next_attempt_at <= {p1}) OR (status = 'running' AND lease_expires_at < {p1}) \
+             ORDER BY next_attempt_at LIMIT {p2}{lock}",
+            p1 = self.placeholder(1),
+            p2 = self.placeholder(2),
+        );
+        let postgres = self.backend() == Backend::Postgres;
+        let claimed: Vec<Run> = transaction!(self, |conn| {
+            // PostgreSQL skips rows other workers hold; SQLite has one writer at a time anyway.
+            let due: Vec<Due> = if postgres {
+                diesel::sql_query(&sql).bind::<Timestamp, _>(at).bind::<BigInt, _>(limit * 4).load(conn).await?
+            } else {
+                runs::table
+                    .filter(
+                        runs::status
+                            .eq(PENDING)
+                            .and(runs::next_attempt_at.le(at))
+                            .or(runs::status.eq(RUNNING).and(runs::lease_expires_at.lt(at))),
+                    )
+                    .order(runs::next_attempt_at.asc())
+                    .limit(limit * 4)
+                    .select((runs::id, runs::integration_id))
+                    .load::<(String, String)>(conn)
+                    .await?
+                    .into_iter()
+                    .map(|(id, integration_id)| Due { id, integration_id })
+                    .collect()
+            };
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            let integration_ids: Vec<&String> = due.iter().map(|d| &d.integration_id).collect();
+            let infrastructure: BTreeSet<String> = integrations::table
+                .filter(integrations::id.eq_any(&integration_ids))
+                .filter(integrations::category.eq("infrastructure"))
+                .select(integrations::id)
+                .load::<String>(conn)
+                .await?
+                .into_iter()
+                .collect();
+            let mut busy: BTreeSet<String> = if infrastructure.is_empty() {
+                BTreeSet::new()
+            } else {
+                runs::table
+                    .filter(runs::integration_id.eq_any(&infrastructure))
+                    .filter(runs::status.eq(RUNNING))
+                    .filter(runs::lease_expires_at.ge(at))
+                    .select(runs::integration_id)
+                    .load::<String>(conn)
+                    .await?
+                    .into_iter()
+                    .collect()
+            };
+            let mut chosen = Vec::new();
+            for d in due {
+                if chosen.len() as i64 >= limit {
+                    break;
+                }
+                if infrastructure.contains(&d.integration_id) && !busy.insert(d.integration_id.clone()) {
+                    continue;
+                }
+                let taken = diesel::update(runs::table.find(&d.id))
+                    .filter(
+                        runs::status
+                            .eq(PENDING)
+                            .and(runs::next_attempt_at.le(at))
+                            .or(runs::status.eq(RUNNING).and(runs::lease_expires_at.lt(at))),
+                    )
+                    .set((
+                        runs::status.eq(RUNNING),
+                        runs::lease_owner.eq(worker),
+                        runs::lease_expires_at.eq(until),
+                        runs::attempts.eq(runs::attempts + 1),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if taken == 1 {
+                    chosen.push(d.id);
+                }
+            }
+            let claimed: Vec<Run> = runs::table.filter(runs::id.eq_any(&chosen)).select(Run::as_select()).load(conn).await?;
+            Ok(claimed)
+        })?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for run in claimed {
+            out.push(self.claimed(run).await?);
+        }
+        Ok(out)
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        match self.backend() {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".to_owned(),
+        }
+    }
+
+    async fn claimed(&self, run: Run) -> Result<Claimed, DbError> {
+        let (target, event) = with_conn!(self, |conn| {
+            let target: Target =
+                integrations::table.find(&run.integration_id).select(Target::as_select()).first(conn).await?;
+            let event: Option<Event> = match &run.event_id {
+                Some(id) => events::table.find(id).select(Event::as_select()).first(conn).await.optional()?,
+                None => None,
+            };
+            (target, event)
+        });
+        let slugs = match &event {
+            Some(event) => self.event_slugs(event).await?,
+            None => EventSlugs::default(),
+        };
+        Ok(Claimed { run, target, event, slugs })
+    }
+
+    /// The slugs behind an event's ids; a deleted project or environment falls back to the
+    /// slug in the event's payload.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn event_slugs(&self, event: &Event) -> Result<EventSlugs, DbError> {
+        let env_ids = event.environment_id_list();
+        let (workspace, project, environments) = with_conn!(self, |conn| {
+            let workspace: String =
+                workspaces::table.find(&event.workspace_id).select(workspaces::slug).first(conn).await?;
+            let project: Option<String> = match &event.project_id {
+                Some(id) => projects::table.find(id).select(projects::slug).first(conn).await.optional()?,
+                None => None,
+            };
+            let environments: Vec<String> = if env_ids.is_empty() {
+                Vec::new()
+            } else {
+                environments::table
+                    .filter(environments::id.eq_any(&env_ids))
+                    .order(environments::slug.asc())
+                    .select(environments::slug)
+                    .load(conn)
+                    .await?
+            };
+            (workspace, project, environments)
+        });
+        let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+        let project = project.or_else(|| payload["project"].as_str().map(str::to_owned)).filter(|_| event.project_id.is_some());
+        let mut environments = environments;
+        if environments.is_empty()
+            && !env_ids.is_empty()
+            && let Some(slug) = payload["environment"].as_str()
+        {
+            environments.push(slug.to_owned());
+        }
+        Ok(EventSlugs { workspace, project, environments })
+    }
+
+    /// Records an attempt of a run held by `worker` and finishes the run or schedules its next
+    /// try. Returns `false` (and records nothing) when the worker no longer holds the run: its
+    /// lease expired and another worker took it.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn finish_attempt(&self, run: &Run, worker: &str, result: &AttemptResult) -> Result<bool, DbError> {
+        let at = now();
+        let excerpt: String = result.excerpt.chars().take(1024).collect();
+        let attempt = RunAttempt {
+            id: new_id(),
+            run_id: run.id.clone(),
+            number: run.attempts,
+            started_at: result.started_at,
+            duration_ms: result.duration.as_millis().min(i64::MAX as u128) as i64,
+            outcome: result.outcome.to_owned(),
+            http_status: result.http_status.map(i32::from),
+            excerpt: excerpt.clone(),
+            next_attempt_at: result.retry_at,
+        };
+        transaction!(self, |conn| {
+            let mine: i64 = runs::table
+                .filter(runs::id.eq(&run.id))
+                .filter(runs::status.eq(RUNNING))
+                .filter(runs::lease_owner.eq(worker))
+                .filter(runs::attempts.eq(run.attempts))
+                .count()
+                .get_result(conn)
+                .await?;
+            if mine == 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(run_attempts::table).values(&attempt).execute(conn).await?;
+            let error = (result.outcome != "succeeded").then_some(excerpt);
+            match result.retry_at {
+                Some(next) => {
+                    diesel::update(runs::table.find(&run.id))
+                        .set((
+                            runs::status.eq(PENDING),
+                            runs::next_attempt_at.eq(next),
+                            runs::lease_owner.eq(None::<String>),
+                            runs::lease_expires_at.eq(None::<NaiveDateTime>),
+                            runs::last_error.eq(error),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                None => {
+                    let status = if result.outcome == "succeeded" { SUCCEEDED } else { FAILED };
+                    diesel::update(runs::table.find(&run.id))
+                        .set((
+                            runs::status.eq(status),
+                            runs::lease_owner.eq(None::<String>),
+                            runs::lease_expires_at.eq(None::<NaiveDateTime>),
+                            runs::last_error.eq(error),
+                            runs::finished_at.eq(Some(at)),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    /// Runs of an integration, newest first, optionally of one status.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::InvalidInput`] for a foreign cursor, or any [`DbError`].
+    pub async fn list_runs(&self, integration_id: &str, status: Option<&str>, page: &PageRequest) -> Result<Page<Run>, DbError> {
+        let after = match &page.after {
+            None => None,
+            Some(cursor) => {
+                let key = decode_cursor(cursor).ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let (micros, id) = key.split_once('|').ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let micros: i64 = micros.parse().map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let at = chrono::DateTime::from_timestamp_micros(micros)
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?
+                    .naive_utc();
+                Some((at, id.to_owned()))
+            }
+        };
+        let limit = page.limit();
+        let rows: Vec<Run> = with_conn!(self, |conn| {
+            let mut query = runs::table.filter(runs::integration_id.eq(integration_id)).into_boxed();
+            if let Some(status) = status {
+                query = query.filter(runs::status.eq(status));
+            }
+            if let Some((at, id)) = &after {
+                query = query.filter(runs::created_at.lt(at).or(runs::created_at.eq(at).and(runs::id.lt(id))));
+            }
+            query.order((runs::created_at.desc(), runs::id.desc())).limit(limit + 1).select(Run::as_select()).load(conn).await?
+        });
+        Ok(Page::from_rows(rows, limit, |r| format!("{}|{}", r.created_at.and_utc().timestamp_micros(), r.id)))
+    }
+
+    /// One run of an integration with its attempts (oldest first).
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::NotFound`], or any other [`DbError`].
+    pub async fn get_run(&self, integration_id: &str, run_id: &str) -> Result<(Run, Vec<RunAttempt>), DbError> {
+        with_conn!(self, |conn| {
+            let run: Run = runs::table
+                .filter(runs::id.eq(run_id))
+                .filter(runs::integration_id.eq(integration_id))
+                .select(Run::as_select())
+                .first(conn)
+                .await?;
+            let attempts: Vec<RunAttempt> = run_attempts::table
+                .filter(run_attempts::run_id.eq(run_id))
+                .order(run_attempts::number.asc())
+                .select(RunAttempt::as_select())
+                .load(conn)
+                .await?;
+            Ok((run, attempts))
+        })
+    }
+
+    /// Puts failed runs of an integration back in the queue, due now: one (`run_id`) or every
+    /// one that failed since `since`. Returns how many. Their attempt count continues.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn retry_runs(&self, integration_id: &str, run_id: Option<&str>, since: Option<NaiveDateTime>) -> Result<usize, DbError> {
+        let at = now();
+        transaction!(self, |conn| {
+            let mut query = runs::table
+                .filter(runs::integration_id.eq(integration_id))
+                .filter(runs::status.eq(FAILED))
+                .select(runs::id)
+                .into_boxed();
+            if let Some(id) = run_id {
+                query = query.filter(runs::id.eq(id));
+            }
+            if let Some(since) = since {
+                query = query.filter(runs::finished_at.ge(since));
+            }
+            let ids: Vec<String> = query.load(conn).await?;
+            let n = diesel::update(runs::table.filter(runs::id.eq_any(&ids)))
+                .set((runs::status.eq(PENDING), runs::next_attempt_at.eq(at), runs::finished_at.eq(None::<NaiveDateTime>)))
+                .execute(conn)
+                .await?;
+            Ok(n)
+        })
+    }
+
+    /// Counts of runs by status, over every integration (for metrics and tests).
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn run_counts(&self) -> Result<BTreeMap<String, i64>, DbError> {
+        let rows: Vec<(String, i64)> = with_conn!(self, |conn| {
+            runs::table.group_by(runs::status).select((runs::status, diesel::dsl::count_star())).load(conn).await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Whether this pool is PostgreSQL (for `LISTEN`/`NOTIFY`).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pools(), Pools::Pg(_))
+    }
+}
