@@ -141,16 +141,16 @@ impl Access {
             return true;
         }
         self.grants.iter().any(|grant| {
-            if grant.authorities.contains(&Authority::WorkspaceAdmin) && grant.projects.is_none() {
-                return true;
-            }
-            if !grant.authorities.contains(&authority) {
-                return false;
-            }
-            match (&grant.projects, authority.is_project_scoped(), project) {
-                (None, _, _) | (Some(_), false, _) => true,
-                (Some(ids), true, Some(project)) => ids.iter().any(|id| id == project),
-                (Some(_), true, None) => false,
+            let admin = grant.authorities.contains(&Authority::WorkspaceAdmin);
+            match &grant.projects {
+                None => admin || grant.authorities.contains(&authority),
+                // A role limited to projects: project authorities (all of them when it holds
+                // WORKSPACE_ADMIN) inside those projects only, and its workspace-level
+                // authorities, but never WORKSPACE_ADMIN over the whole workspace.
+                Some(ids) if authority.is_project_scoped() => {
+                    (admin || grant.authorities.contains(&authority)) && project.is_some_and(|p| ids.iter().any(|id| id == p))
+                }
+                Some(_) => authority != Authority::WorkspaceAdmin && grant.authorities.contains(&authority),
             }
         })
     }
@@ -228,6 +228,16 @@ mod tests {
         assert!(!access.can(Authority::ReadProject, None));
         assert!(access.can(Authority::ReadWorkspace, None));
         assert!(!access.can(Authority::UpdateSecret, Some("p1")));
+    }
+
+    #[test]
+    fn a_project_limited_admin_role_administers_only_its_projects() {
+        let access = Access { member: true, grants: vec![grant(&[Authority::WorkspaceAdmin], Some(&["p1"]))], ..Access::default() };
+        assert!(access.can(Authority::UpdateSecret, Some("p1")));
+        assert!(access.can(Authority::DeleteProject, Some("p1")));
+        assert!(!access.can(Authority::ReadProject, Some("p2")));
+        assert!(!access.can(Authority::WorkspaceAdmin, None));
+        assert!(!access.can(Authority::DeleteWorkspace, None));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
-use crate::db::{Pools, transaction, with_conn};
+use crate::db::{transaction, with_conn};
 use crate::events::Event;
 use crate::schema::{environments, events, integrations, projects, run_attempts, runs, workspaces};
 use crate::tokens::{new_id, now};
@@ -170,6 +170,8 @@ macro_rules! define_fan_out {
         pub(crate) trait FanOut {
             /// See [`fan_out!`].
             async fn fan_out(&mut self, event: &Event) -> Result<usize, DbError>;
+            /// Tells other nodes, on commit, that runs are waiting (PostgreSQL `NOTIFY`).
+            async fn announce_runs(&mut self) -> Result<(), DbError>;
         }
         $(
         impl FanOut for $conn_ty {
@@ -246,7 +248,14 @@ macro_rules! define_fan_out {
                     diesel::insert_into(runs::table).values(&run).execute(conn).await?;
                     inserted += 1;
                 }
+                if inserted > 0 {
+                    conn.announce_runs().await?;
+                }
                 Ok(inserted)
+            }
+
+            async fn announce_runs(&mut self) -> Result<(), DbError> {
+                announce(self).await
             }
         }
         )*
@@ -254,6 +263,32 @@ macro_rules! define_fan_out {
 }
 
 define_fan_out!(diesel_async::AsyncPgConnection, crate::db::SqliteConn);
+
+/// The `LISTEN`/`NOTIFY` channel that tells nodes runs are waiting.
+pub const RUNS_CHANNEL: &str = "keywire_runs";
+
+trait Announce {
+    async fn announce(&mut self) -> Result<(), DbError>;
+}
+
+impl Announce for diesel_async::AsyncPgConnection {
+    async fn announce(&mut self) -> Result<(), DbError> {
+        // Delivered to listeners when the transaction commits, and only then.
+        diesel::sql_query(format!("NOTIFY {RUNS_CHANNEL}")).execute(self).await?;
+        Ok(())
+    }
+}
+
+impl Announce for crate::db::SqliteConn {
+    async fn announce(&mut self) -> Result<(), DbError> {
+        // One process per SQLite file: the in-process wake-up after commit is enough.
+        Ok(())
+    }
+}
+
+async fn announce<C: Announce>(conn: &mut C) -> Result<(), DbError> {
+    conn.announce().await
+}
 
 /// Calls [`FanOut::fan_out`] on either connection type.
 pub(crate) async fn fan_out_rows<C: FanOut>(conn: &mut C, event: &Event) -> Result<usize, DbError> {
@@ -599,8 +634,61 @@ impl Db {
         Ok(rows.into_iter().collect())
     }
 
-    /// Whether this pool is PostgreSQL (for `LISTEN`/`NOTIFY`).
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.pools(), Pools::Pg(_))
+    /// Runs due now and the age of the oldest one, in seconds (0 when none is due).
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn queue_stats(&self) -> Result<(i64, f64), DbError> {
+        let at = now();
+        let (due, oldest): (i64, Option<NaiveDateTime>) = with_conn!(self, |conn| {
+            let due: i64 = runs::table
+                .filter(runs::status.eq(PENDING))
+                .filter(runs::next_attempt_at.le(at))
+                .count()
+                .get_result(conn)
+                .await?;
+            let oldest: Option<NaiveDateTime> = runs::table
+                .filter(runs::status.eq(PENDING))
+                .filter(runs::next_attempt_at.le(at))
+                .select(diesel::dsl::min(runs::next_attempt_at))
+                .first(conn)
+                .await?;
+            (due, oldest)
+        });
+        let age = oldest.map_or(0.0, |t| (at - t).num_milliseconds().max(0) as f64 / 1000.0);
+        Ok((due, age))
+    }
+
+    /// On PostgreSQL, listens for runs written by other nodes and wakes this node's workers
+    /// (`Db::committed`) at once; reconnects after a failure. Returns at once on SQLite. Run
+    /// it as a task for the life of the process.
+    pub async fn listen_for_runs(self) {
+        use diesel_async::AsyncConnection as _;
+        use futures_util::StreamExt as _;
+        let url = match self.target() {
+            crate::database_url::Target::Postgres { url, .. } => url.clone(),
+            crate::database_url::Target::Sqlite { .. } => return,
+        };
+        loop {
+            match diesel_async::AsyncPgConnection::establish(&url).await {
+                Ok(mut conn) => {
+                    if let Err(err) = diesel::sql_query(format!("LISTEN {RUNS_CHANNEL}")).execute(&mut conn).await {
+                        tracing::warn!(error = %self.scrub(&err.to_string()), "cannot LISTEN for runs; polling only");
+                    } else {
+                        tracing::debug!("listening for runs from other nodes");
+                        let mut notifications = std::pin::pin!(conn.notifications_stream());
+                        while let Some(notification) = notifications.next().await {
+                            if notification.is_err() {
+                                break;
+                            }
+                            self.committed().notify_waiters();
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %self.scrub(&err.to_string()), "cannot connect to LISTEN for runs; polling only"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
 }

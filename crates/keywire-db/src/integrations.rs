@@ -378,75 +378,85 @@ impl Db {
         let sealed = cipher.seal(new.metadata.to_string().as_bytes(), &aad(&id));
         let environments = sorted_environments(new.environments);
         let environment_ids: Vec<String> = environments.iter().map(|e| e.0.clone()).collect();
-        let created = transaction!(self, |conn| {
-            let same_name: i64 = integrations::table
-                .filter(integrations::workspace_id.eq(&workspace.id))
-                .filter(integrations::name.eq(new.name))
-                .count()
-                .get_result(conn)
-                .await?;
-            if same_name > 0 {
-                return Err(name_conflict(new.name));
-            }
-            let taken: Vec<String> = integrations::table
-                .filter(integrations::slug.like(format!("{base}%")))
-                .select(integrations::slug)
-                .load(conn)
-                .await?;
-            let at = now();
-            let row = Row {
-                id: id.clone(),
-                workspace_id: workspace.id.clone(),
-                slug: first_free_slug(&base, &taken),
-                name: new.name.to_owned(),
-                integration_type: new.integration_type.to_owned(),
-                category: new.category.to_owned(),
-                notify_on: json_list(new.notify_on),
-                actions: json_list(new.actions),
-                project_id: new.project.map(|p| p.id.clone()),
-                metadata: sealed.clone(),
-                enabled: new.enabled,
-                created_by: Some(actor.id.clone()),
-                created_at: at,
-                updated_at: at,
-            };
-            diesel::insert_into(integrations::table)
-                .values(&row)
-                .execute(conn)
-                .await?;
-            for environment_id in &environment_ids {
-                diesel::insert_into(integration_environments::table)
-                    .values((
-                        integration_environments::integration_id.eq(&id),
-                        integration_environments::environment_id.eq(environment_id),
-                    ))
+        // A concurrent create may take the chosen slug (slugs are global): choose again.
+        let mut tries = 0;
+        let created = loop {
+            tries += 1;
+            let result = transaction!(self, |conn| {
+                let same_name: i64 = integrations::table
+                    .filter(integrations::workspace_id.eq(&workspace.id))
+                    .filter(integrations::name.eq(new.name))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if same_name > 0 {
+                    return Err(name_conflict(new.name));
+                }
+                let taken: Vec<String> = integrations::table
+                    .filter(integrations::slug.like(format!("{base}%")))
+                    .select(integrations::slug)
+                    .load(conn)
+                    .await?;
+                let at = now();
+                let row = Row {
+                    id: id.clone(),
+                    workspace_id: workspace.id.clone(),
+                    slug: first_free_slug(&base, &taken),
+                    name: new.name.to_owned(),
+                    integration_type: new.integration_type.to_owned(),
+                    category: new.category.to_owned(),
+                    notify_on: json_list(new.notify_on),
+                    actions: json_list(new.actions),
+                    project_id: new.project.map(|p| p.id.clone()),
+                    metadata: sealed.clone(),
+                    enabled: new.enabled,
+                    created_by: Some(actor.id.clone()),
+                    created_at: at,
+                    updated_at: at,
+                };
+                diesel::insert_into(integrations::table)
+                    .values(&row)
                     .execute(conn)
                     .await?;
+                for environment_id in &environment_ids {
+                    diesel::insert_into(integration_environments::table)
+                        .values((
+                            integration_environments::integration_id.eq(&id),
+                            integration_environments::environment_id.eq(environment_id),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                let mut event = Event::new(
+                    &workspace.id,
+                    EventType::IntegrationAdded,
+                    EventSource::Integration,
+                    actor,
+                    format!("Integration {} added", row.name),
+                )
+                .environments(&environment_ids)
+                .payload(json!({
+                    "integration": row.slug,
+                    "type": row.integration_type,
+                    "name": row.name,
+                }));
+                if let Some(project) = new.project {
+                    event = event.project(&project.id);
+                }
+                record_event!(conn, &event);
+                Ok(row)
+            });
+            match result {
+                // PostgreSQL names the constraint, SQLite the column.
+                Err(DbError::Conflict(why))
+                    if (why.contains("integrations_slug_key")
+                        || why.contains("integrations.slug"))
+                        && tries < 3 => {}
+                // The name was taken by a concurrent create after the check above.
+                Err(DbError::Conflict(_)) => return Err(name_conflict(new.name)),
+                other => break other?,
             }
-            let mut event = Event::new(
-                &workspace.id,
-                EventType::IntegrationAdded,
-                EventSource::Integration,
-                actor,
-                format!("Integration {} added", row.name),
-            )
-            .environments(&environment_ids)
-            .payload(json!({
-                "integration": row.slug,
-                "type": row.integration_type,
-                "name": row.name,
-            }));
-            if let Some(project) = new.project {
-                event = event.project(&project.id);
-            }
-            record_event!(conn, &event);
-            Ok(row)
-        })
-        .map_err(|e| match e {
-            // The slug or name was taken by a concurrent create after the checks above.
-            DbError::Conflict(_) => name_conflict(new.name),
-            other => other,
-        })?;
+        };
         Ok(created.into_stored(new.project.map(|p| p.slug.clone()), environments))
     }
 
@@ -843,6 +853,127 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database rules, on every configured backend: names unique per workspace, slugs
+    /// global, environments of the project only, stale updates refused, deletes final.
+    #[tokio::test]
+    async fn the_database_keeps_the_integration_rules() {
+        for test_db in keywire_test_support::TestDb::all().await {
+            let backend = test_db.backend();
+            let db = Db::connect(test_db.url()).await.unwrap();
+            db.migrate().await.unwrap();
+            let user = db.create_user("alice", false).await.unwrap();
+            let actor = Actor {
+                id: user.id.clone(),
+                name: user.name.clone(),
+            };
+            let cipher = Cipher::from_bytes(&[9; 32]).unwrap();
+            let acme = db.create_workspace("Acme", &actor).await.unwrap();
+            let other = db.create_workspace("Other", &actor).await.unwrap();
+            let env = |name: &str| crate::NewEnvironment {
+                name: name.to_owned(),
+                description: None,
+            };
+            let (shop, shop_envs) = db
+                .create_project(&acme, "Shop", None, &[env("dev"), env("prod")], &actor)
+                .await
+                .unwrap();
+            let (_, blog_envs) = db
+                .create_project(&acme, "Blog", None, &[env("live")], &actor)
+                .await
+                .unwrap();
+            let metadata = json!({"webhookUrl": "https://discord.com/api/webhooks/1/s3cr3t"});
+            let notify_on = vec!["SECRET_UPDATED".to_owned()];
+            let new = NewIntegration {
+                name: "Alerts",
+                integration_type: "discord",
+                category: "communication",
+                notify_on: &notify_on,
+                actions: &[],
+                project: Some(&shop),
+                environments: &shop_envs,
+                metadata: &metadata,
+                enabled: true,
+            };
+            let created = db
+                .create_integration(&acme, &new, &cipher, &actor)
+                .await
+                .unwrap();
+            assert_eq!(created.slug, "alerts", "{backend}");
+            assert_eq!(created.environment_slugs, ["dev", "prod"]);
+            assert_eq!(created.open_metadata(&cipher).unwrap(), metadata);
+            let again = db.create_integration(&acme, &new, &cipher, &actor).await;
+            assert!(matches!(again, Err(DbError::Conflict(_))), "{backend}");
+            let elsewhere = NewIntegration {
+                project: None,
+                environments: &[],
+                ..new
+            };
+            let copy = db
+                .create_integration(&other, &elsewhere, &cipher, &actor)
+                .await
+                .unwrap();
+            assert_eq!(copy.slug, "alerts-2", "{backend}: slugs are global");
+            let foreign = NewIntegration {
+                name: "Foreign",
+                environments: &blog_envs,
+                ..new
+            };
+            assert!(matches!(
+                db.create_integration(&acme, &foreign, &cipher, &actor)
+                    .await,
+                Err(DbError::InvalidInput(_))
+            ));
+
+            let read = db.integration_by_slug("alerts").await.unwrap();
+            assert_eq!(read, created, "{backend}");
+            let changes = IntegrationChanges {
+                name: Some("Team alerts".into()),
+                environments: Some(vec![shop_envs[1].clone()]),
+                ..IntegrationChanges::default()
+            };
+            let updated = db
+                .update_integration(&read, &changes, &cipher, &actor)
+                .await
+                .unwrap();
+            assert_eq!(updated.environment_slugs, ["prod"], "{backend}");
+            assert_eq!(db.integration_by_slug("alerts").await.unwrap(), updated);
+            // `read` is stale now: a change made from it must not undo the one above.
+            let stale = db
+                .update_integration(
+                    &read,
+                    &IntegrationChanges {
+                        enabled: Some(false),
+                        ..IntegrationChanges::default()
+                    },
+                    &cipher,
+                    &actor,
+                )
+                .await;
+            assert!(matches!(stale, Err(DbError::Conflict(_))), "{backend}");
+            assert!(
+                db.integration_name_taken(&acme.id, "Team alerts", None)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !db.integration_name_taken(&acme.id, "Team alerts", Some(&read.id))
+                    .await
+                    .unwrap()
+            );
+
+            db.delete_integration(&updated, &actor).await.unwrap();
+            assert_eq!(
+                db.integration_by_slug("alerts").await.unwrap_err(),
+                DbError::NotFound
+            );
+            assert_eq!(
+                db.delete_integration(&updated, &actor).await.unwrap_err(),
+                DbError::NotFound,
+                "{backend}"
+            );
+        }
+    }
 
     #[test]
     fn like_patterns_match_wildcards_literally() {

@@ -139,7 +139,15 @@ impl Worker {
             "delivery attempt"
         );
         match self.state.db.finish_attempt(&claimed.run, &self.id, &result).await {
-            Ok(true) => {}
+            Ok(true) => {
+                self.state.metrics.attempt(result.outcome);
+                if result.outcome == "succeeded"
+                    && let Some(event) = &claimed.event
+                {
+                    let waited = chrono::Utc::now().naive_utc() - event.created_at;
+                    self.state.metrics.delivered(waited.to_std().unwrap_or_default());
+                }
+            }
             Ok(false) => tracing::warn!(run = %claimed.run.id, "lease lost before the attempt was recorded"),
             Err(err) => tracing::warn!(run = %claimed.run.id, error = %err, "cannot record the attempt; the lease will expire and the run be retried"),
         }

@@ -12,6 +12,7 @@ pub mod body;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod metrics;
 mod integrations;
 pub mod routes;
 pub mod state;
@@ -60,6 +61,7 @@ pub fn app(
         )
         .map(|app| app.wrap(actix_web::middleware::from_fn(guard_and_log)))
         .configure(routes::health::config)
+        .configure(metrics::config)
         .service(
             scope::scope("/api/v1")
                 .configure(routes::integration_types::config)
@@ -232,6 +234,7 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
 
     let mut state = AppState {
         background,
+        metrics: Default::default(),
         db,
         cipher,
         http,
@@ -248,6 +251,8 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
     } else {
         let config = args.worker_config().map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!(workers = config.workers, attempts = config.schedule.len(), "delivery workers starting");
+        // Other nodes' runs wake this node at once on PostgreSQL; polling covers the rest.
+        state.background.spawn(state.db.clone().listen_for_runs());
         delivery::spawn_workers(state.get_ref().clone(), config, &state.background, stop)
     };
 

@@ -12,6 +12,8 @@ pub struct AppState {
     /// A multi-threaded runtime for work that must not be cancelled with a request (see
     /// docs/ARCHITECTURE.md: dropping an unfinished SQLite query on an actix worker panics).
     pub background: tokio::runtime::Handle,
+    /// Delivery counters for `/metrics`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The master key: seals secret values at rest.
     pub cipher: Cipher,
     /// The guarded outbound HTTP client.

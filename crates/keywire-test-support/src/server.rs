@@ -123,6 +123,10 @@ impl Server {
                             stderr,
                         });
                     }
+                    // A worker-only node has no HTTP listener.
+                    if line.trim().starts_with("keywire worker running") {
+                        return Ok(Server { child, url: String::new(), stdout, stderr });
+                    }
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = child.try_wait() {

@@ -469,7 +469,8 @@ fn descriptor_of(stored: &StoredIntegration) -> Result<&'static IntegrationDescr
     })
 }
 
-/// Runs `call` with the integration on the background runtime and waits for it there.
+/// Runs `call` with the integration as a task of the background runtime and awaits its
+/// handle: a client that hangs up drops only the wait, never the call midway.
 async fn outbound<T, F>(
     state: &AppState,
     integration: Box<dyn Integration>,

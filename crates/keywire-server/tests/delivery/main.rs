@@ -182,6 +182,20 @@ async fn failures_are_retried_on_schedule_and_permanent_ones_are_not() {
     api.get(&format!("/api/v1/integrations/{down}/runs?status=exploded"), ADMIN).await.expect(400);
     let failed = api.get(&format!("/api/v1/integrations/{gone}/runs?status=failed"), ADMIN).await;
     assert_eq!(failed.expect(200)["items"].as_array().unwrap().len(), 1);
+
+    let metrics = keywire_test_support::http_client().get(format!("{}/metrics", api.server.url)).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    let value = |line: &str| -> f64 {
+        text.lines().find_map(|l| l.strip_prefix(line)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no `{line}` in\n{text}"))
+    };
+    assert!(value("keywire_delivery_attempts_total{outcome=\"succeeded\"}") >= 1.0);
+    assert!(value("keywire_delivery_attempts_total{outcome=\"retryable_failure\"}") >= 4.0);
+    assert!(value("keywire_delivery_attempts_total{outcome=\"timeout\"}") >= 3.0);
+    assert!(value("keywire_delivery_attempts_total{outcome=\"permanent_failure\"}") >= 1.0);
+    assert!(value("keywire_runs{status=\"succeeded\"}") >= 1.0);
+    assert!(value("keywire_delivery_latency_seconds_count") >= 1.0);
+    assert!(text.contains("keywire_queue_depth ") && text.contains("keywire_oldest_due_run_age_seconds "));
 }
 
 #[tokio::test]
@@ -318,4 +332,43 @@ async fn two_nodes_on_one_postgres_share_the_deliveries() {
     assert_eq!(by_first + by_second, changes);
     assert!(by_first > 0 && by_second > 0, "both nodes delivered ({by_first} + {by_second})");
     eprintln!("two nodes: {changes} runs, {by_first} by the first node, {by_second} by the second, 0 duplicates, drained in {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_api_node_wakes_a_worker_node_through_postgres_notify() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("the NOTIFY test needs KEYWIRE_TEST_DATABASE_URL (PostgreSQL); .ci/run sets it");
+        return;
+    };
+    let url = db.url().to_owned();
+    // Polling every 60 s: anything delivered sooner was woken by NOTIFY.
+    let slow_poll: Vec<(&str, &str)> = vec![("KEYWIRE_POLL_INTERVAL", "60s"), ("KEYWIRE_ROLE", "api"), ("KEYWIRE_LEASE", "3s"), ("KEYWIRE_ATTEMPT_TIMEOUT", "1s")];
+    let sink = ok_sink();
+    let api = Api::with_env(db, &slow_poll);
+    let ws = api.workspace("Split").await;
+    let p = api.project(&ws, "App").await;
+    let hook = webhook(&api, &ws, "hook", &format!("{}/hook", sink.url()), json!({})).await;
+    let key = std::fs::read_to_string(api.dir.path().join("master.key")).unwrap();
+    let worker_dir = tempfile::tempdir().unwrap();
+    let config = keywire_test_support::server::ServerConfig::new(env!("CARGO_BIN_EXE_keywire"), worker_dir.path())
+        .database(Some(&url))
+        .env("KEYWIRE_MASTER_KEY", key.trim())
+        .env("KEYWIRE_ROLE", "worker")
+        .env("KEYWIRE_POLL_INTERVAL", "60s")
+        .env("KEYWIRE_LEASE", "3s")
+        .env("KEYWIRE_ATTEMPT_TIMEOUT", "1s");
+    let worker = keywire_test_support::server::Server::start(&config);
+    // Let the worker's first poll pass and its LISTEN connection settle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    for i in 0..5 {
+        set_secret(&api, &p, &format!("KEY_{i}"), "dev", "v").await;
+    }
+    let all = settled(&api, &hook, 5, Duration::from_secs(15)).await;
+    let took = started.elapsed();
+    assert!(all.iter().all(|r| r["status"] == "succeeded"), "{all:?}");
+    assert!(took < Duration::from_secs(15), "delivered in {took:?}, long before the 60 s poll");
+    assert_eq!(worker.stderr().matches("delivery attempt").count(), 5, "the worker node delivered everything");
+    assert_eq!(api.server.stderr().matches("delivery attempt").count(), 0, "the api node delivers nothing");
+    eprintln!("NOTIFY test: 5 runs accepted by the api node, delivered by the worker node in {took:?}");
 }

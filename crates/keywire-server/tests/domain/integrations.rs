@@ -495,6 +495,7 @@ async fn discord_credentials_never_leave_the_server_on_any_route_or_in_its_logs(
         }
 
         // A partial update keeps the stored credential; the test still reaches the webhook.
+        let seen = fake.requests().len();
         let patched = clean(
             api.patch(
                 &one,
@@ -512,7 +513,6 @@ async fn discord_credentials_never_leave_the_server_on_any_route_or_in_its_logs(
             patched["secretFields"],
             json!({"/webhookUrl": {"configured": true}})
         );
-        let seen = fake.requests().len();
         let tested = clean(api.post(&format!("{one}/test"), ADMIN, json!({})).await);
         assert_eq!(tested.expect(200)["eventType"], "SECRET_ADDED");
         assert_eq!(tested.body["delivered"], true);
