@@ -95,7 +95,8 @@ pub fn parse_authorities(json: &str) -> BTreeSet<Authority> {
 
 /// A JSON array of authority names, for storing.
 pub fn authorities_json(set: &BTreeSet<Authority>) -> String {
-    serde_json::to_string(&set.iter().map(|a| a.as_str()).collect::<Vec<_>>()).expect("strings serialize")
+    serde_json::to_string(&set.iter().map(|a| a.as_str()).collect::<Vec<_>>())
+        .expect("strings serialize")
 }
 
 /// One role's contribution to a member's rights.
@@ -148,9 +149,12 @@ impl Access {
                 // WORKSPACE_ADMIN) inside those projects only, and its workspace-level
                 // authorities, but never WORKSPACE_ADMIN over the whole workspace.
                 Some(ids) if authority.is_project_scoped() => {
-                    (admin || grant.authorities.contains(&authority)) && project.is_some_and(|p| ids.iter().any(|id| id == p))
+                    (admin || grant.authorities.contains(&authority))
+                        && project.is_some_and(|p| ids.iter().any(|id| id == p))
                 }
-                Some(_) => authority != Authority::WorkspaceAdmin && grant.authorities.contains(&authority),
+                Some(_) => {
+                    authority != Authority::WorkspaceAdmin && grant.authorities.contains(&authority)
+                }
             }
         })
     }
@@ -162,7 +166,12 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn access(&self, user_id: &str, workspace_id: &str, server_admin: bool) -> Result<Access, DbError> {
+    pub async fn access(
+        &self,
+        user_id: &str,
+        workspace_id: &str,
+        server_admin: bool,
+    ) -> Result<Access, DbError> {
         let rows: Vec<(String, Option<String>)> = with_conn!(self, |conn| {
             member_roles::table
                 .inner_join(workspace_roles::table)
@@ -172,7 +181,11 @@ impl Db {
                 .load(conn)
                 .await?
         });
-        let member = if rows.is_empty() { self.is_member(user_id, workspace_id).await? } else { true };
+        let member = if rows.is_empty() {
+            self.is_member(user_id, workspace_id).await?
+        } else {
+            true
+        };
         let grants = rows
             .into_iter()
             .map(|(authorities, projects)| Grant {
@@ -180,7 +193,12 @@ impl Db {
                 projects: projects.map(|p| serde_json::from_str(&p).unwrap_or_default()),
             })
             .collect();
-        Ok(Access { server_admin, member, grants, token_limit: None })
+        Ok(Access {
+            server_admin,
+            member,
+            grants,
+            token_limit: None,
+        })
     }
 
     async fn is_member(&self, user_id: &str, workspace_id: &str) -> Result<bool, DbError> {
@@ -220,7 +238,14 @@ mod tests {
     fn project_limits_narrow_only_project_authorities() {
         let access = Access {
             member: true,
-            grants: vec![grant(&[Authority::ReadProject, Authority::ReadWorkspace, Authority::ReadSecret], Some(&["p1"]))],
+            grants: vec![grant(
+                &[
+                    Authority::ReadProject,
+                    Authority::ReadWorkspace,
+                    Authority::ReadSecret,
+                ],
+                Some(&["p1"]),
+            )],
             ..Access::default()
         };
         assert!(access.can(Authority::ReadProject, Some("p1")));
@@ -232,7 +257,11 @@ mod tests {
 
     #[test]
     fn a_project_limited_admin_role_administers_only_its_projects() {
-        let access = Access { member: true, grants: vec![grant(&[Authority::WorkspaceAdmin], Some(&["p1"]))], ..Access::default() };
+        let access = Access {
+            member: true,
+            grants: vec![grant(&[Authority::WorkspaceAdmin], Some(&["p1"]))],
+            ..Access::default()
+        };
         assert!(access.can(Authority::UpdateSecret, Some("p1")));
         assert!(access.can(Authority::DeleteProject, Some("p1")));
         assert!(!access.can(Authority::ReadProject, Some("p2")));
@@ -242,13 +271,23 @@ mod tests {
 
     #[test]
     fn admins_and_token_limits() {
-        let admin = Access { member: true, grants: vec![grant(&[Authority::WorkspaceAdmin], None)], ..Access::default() };
+        let admin = Access {
+            member: true,
+            grants: vec![grant(&[Authority::WorkspaceAdmin], None)],
+            ..Access::default()
+        };
         assert!(admin.can(Authority::DeleteWorkspace, None));
         assert!(admin.can(Authority::UpdateSecret, Some("any")));
-        let limited = Access { token_limit: Some([Authority::ReadSecret].into_iter().collect()), ..admin };
+        let limited = Access {
+            token_limit: Some([Authority::ReadSecret].into_iter().collect()),
+            ..admin
+        };
         assert!(limited.can(Authority::ReadSecret, Some("any")));
         assert!(!limited.can(Authority::UpdateSecret, Some("any")));
-        let server = Access { server_admin: true, ..Access::default() };
+        let server = Access {
+            server_admin: true,
+            ..Access::default()
+        };
         assert!(server.sees_workspace() && server.can(Authority::DeleteWorkspace, None));
         assert!(!Access::default().sees_workspace());
     }

@@ -34,7 +34,9 @@ pub struct Cipher {
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cipher").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Cipher")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,8 @@ impl Cipher {
         if key.len() != 32 {
             return Err(CryptoError::BadKey(format!("{} bytes", key.len())));
         }
-        let aead = XChaCha20Poly1305::new_from_slice(key).map_err(|_| CryptoError::BadKey("an unusable key".into()))?;
+        let aead = XChaCha20Poly1305::new_from_slice(key)
+            .map_err(|_| CryptoError::BadKey("an unusable key".into()))?;
         let mut hasher = sha2::Sha256::new();
         hasher.update(b"keywire key id\0");
         hasher.update(key);
@@ -87,7 +90,8 @@ impl Cipher {
     /// 32 fresh random bytes, base64-encoded: a new master key.
     pub fn generate_base64() -> Zeroizing<String> {
         let mut key = Zeroizing::new([0_u8; 32]);
-        getrandom::fill(key.as_mut_slice()).expect("the operating system's random generator failed");
+        getrandom::fill(key.as_mut_slice())
+            .expect("the operating system's random generator failed");
         Zeroizing::new(STANDARD.encode(key.as_slice()))
     }
 
@@ -102,7 +106,13 @@ impl Cipher {
         getrandom::fill(&mut nonce).expect("the operating system's random generator failed");
         let sealed = self
             .aead
-            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .expect("XChaCha20-Poly1305 seals any message that fits in memory");
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&sealed);
@@ -112,20 +122,32 @@ impl Cipher {
     /// Opens a value sealed by [`Cipher::seal`] for the same `aad`.
     pub fn open(&self, stored: &str, aad: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let mut parts = stored.splitn(3, ':');
-        let (Some(FORMAT), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(FORMAT), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(CryptoError::Damaged);
         };
         if key_id != self.key_id {
-            return Err(CryptoError::WrongKey { found: key_id.to_owned(), configured: self.key_id.clone() });
+            return Err(CryptoError::WrongKey {
+                found: key_id.to_owned(),
+                configured: self.key_id.clone(),
+            });
         }
-        let blob = URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Damaged)?;
+        let blob = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| CryptoError::Damaged)?;
         if blob.len() < 24 + 16 {
             return Err(CryptoError::Damaged);
         }
         let (nonce, sealed) = blob.split_at(24);
         let nonce: [u8; 24] = nonce.try_into().map_err(|_| CryptoError::Damaged)?;
         self.aead
-            .decrypt(&XNonce::from(nonce), Payload { msg: sealed, aad: aad.as_bytes() })
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Damaged)
     }
@@ -133,7 +155,9 @@ impl Cipher {
     /// Opens a value as UTF-8 text.
     pub fn open_text(&self, stored: &str, aad: &str) -> Result<Zeroizing<String>, CryptoError> {
         let bytes = self.open(stored, aad)?;
-        String::from_utf8(bytes.to_vec()).map(Zeroizing::new).map_err(|_| CryptoError::Damaged)
+        String::from_utf8(bytes.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Damaged)
     }
 }
 
@@ -169,12 +193,24 @@ impl Db {
             return Ok(());
         }
         match known.iter().find(|(id, _)| *id == key_id) {
-            Some((_, value)) if cipher.open(value, "encryption_keys/check").is_ok_and(|p| p.as_slice() == CHECK_PLAINTEXT) => Ok(()),
-            Some(_) => Err(DbError::Config(format!("the check value of master key {key_id} does not decrypt"))),
+            Some((_, value))
+                if cipher
+                    .open(value, "encryption_keys/check")
+                    .is_ok_and(|p| p.as_slice() == CHECK_PLAINTEXT) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(DbError::Config(format!(
+                "the check value of master key {key_id} does not decrypt"
+            ))),
             None => Err(DbError::Config(format!(
                 "the configured master key (id {key_id}) is not the key this database was encrypted with (id {}); \
                  set KEYWIRE_MASTER_KEY to that key",
-                known.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -190,12 +226,25 @@ mod tests {
         let sealed = cipher.seal(b"hunter2", "entry_versions/a");
         assert!(!sealed.contains("hunter2"));
         assert!(sealed.starts_with(&format!("kw1:{}:", cipher.key_id())));
-        assert_eq!(cipher.open(&sealed, "entry_versions/a").unwrap().as_slice(), b"hunter2");
-        assert_eq!(cipher.open(&sealed, "entry_versions/b").unwrap_err(), CryptoError::Damaged);
-        assert_ne!(cipher.seal(b"hunter2", "entry_versions/a"), sealed, "fresh nonce each time");
+        assert_eq!(
+            cipher.open(&sealed, "entry_versions/a").unwrap().as_slice(),
+            b"hunter2"
+        );
+        assert_eq!(
+            cipher.open(&sealed, "entry_versions/b").unwrap_err(),
+            CryptoError::Damaged
+        );
+        assert_ne!(
+            cipher.seal(b"hunter2", "entry_versions/a"),
+            sealed,
+            "fresh nonce each time"
+        );
         let mut tampered = sealed.clone();
         tampered.replace_range(sealed.len() - 3.., "AAA");
-        assert_eq!(cipher.open(&tampered, "entry_versions/a").unwrap_err(), CryptoError::Damaged);
+        assert_eq!(
+            cipher.open(&tampered, "entry_versions/a").unwrap_err(),
+            CryptoError::Damaged
+        );
     }
 
     #[test]

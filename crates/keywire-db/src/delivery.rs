@@ -131,6 +131,19 @@ pub struct EventSlugs {
     pub environments: Vec<String>,
 }
 
+/// Delivery figures of one integration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Status of its newest run.
+    pub last_run_status: Option<String>,
+    /// When its newest run was created (UTC).
+    pub last_run_at: Option<NaiveDateTime>,
+    /// Runs that succeeded.
+    pub succeeded: i64,
+    /// Runs that failed for good.
+    pub failed: i64,
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptResult {
@@ -274,7 +287,9 @@ trait Announce {
 impl Announce for diesel_async::AsyncPgConnection {
     async fn announce(&mut self) -> Result<(), DbError> {
         // Delivered to listeners when the transaction commits, and only then.
-        diesel::sql_query(format!("NOTIFY {RUNS_CHANNEL}")).execute(self).await?;
+        diesel::sql_query(format!("NOTIFY {RUNS_CHANNEL}"))
+            .execute(self)
+            .await?;
         Ok(())
     }
 }
@@ -311,7 +326,12 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn claim_runs(&self, worker: &str, limit: i64, lease: Duration) -> Result<Vec<Claimed>, DbError> {
+    pub async fn claim_runs(
+        &self,
+        worker: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, DbError> {
         let at = now();
         let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
         let lock = match self.backend() {
@@ -329,7 +349,11 @@ impl Db {
         let claimed: Vec<Run> = transaction!(self, |conn| {
             // PostgreSQL skips rows other workers hold; SQLite has one writer at a time anyway.
             let due: Vec<Due> = if postgres {
-                diesel::sql_query(&sql).bind::<Timestamp, _>(at).bind::<BigInt, _>(limit * 4).load(conn).await?
+                diesel::sql_query(&sql)
+                    .bind::<Timestamp, _>(at)
+                    .bind::<BigInt, _>(limit * 4)
+                    .load(conn)
+                    .await?
             } else {
                 runs::table
                     .filter(
@@ -377,7 +401,9 @@ impl Db {
                 if chosen.len() as i64 >= limit {
                     break;
                 }
-                if infrastructure.contains(&d.integration_id) && !busy.insert(d.integration_id.clone()) {
+                if infrastructure.contains(&d.integration_id)
+                    && !busy.insert(d.integration_id.clone())
+                {
                     continue;
                 }
                 let taken = diesel::update(runs::table.find(&d.id))
@@ -399,7 +425,11 @@ impl Db {
                     chosen.push(d.id);
                 }
             }
-            let claimed: Vec<Run> = runs::table.filter(runs::id.eq_any(&chosen)).select(Run::as_select()).load(conn).await?;
+            let claimed: Vec<Run> = runs::table
+                .filter(runs::id.eq_any(&chosen))
+                .select(Run::as_select())
+                .load(conn)
+                .await?;
             Ok(claimed)
         })?;
         let mut out = Vec::with_capacity(claimed.len());
@@ -418,10 +448,18 @@ impl Db {
 
     async fn claimed(&self, run: Run) -> Result<Claimed, DbError> {
         let (target, event) = with_conn!(self, |conn| {
-            let target: Target =
-                integrations::table.find(&run.integration_id).select(Target::as_select()).first(conn).await?;
+            let target: Target = integrations::table
+                .find(&run.integration_id)
+                .select(Target::as_select())
+                .first(conn)
+                .await?;
             let event: Option<Event> = match &run.event_id {
-                Some(id) => events::table.find(id).select(Event::as_select()).first(conn).await.optional()?,
+                Some(id) => events::table
+                    .find(id)
+                    .select(Event::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?,
                 None => None,
             };
             (target, event)
@@ -430,7 +468,12 @@ impl Db {
             Some(event) => self.event_slugs(event).await?,
             None => EventSlugs::default(),
         };
-        Ok(Claimed { run, target, event, slugs })
+        Ok(Claimed {
+            run,
+            target,
+            event,
+            slugs,
+        })
     }
 
     /// The slugs behind an event's ids; a deleted project or environment falls back to the
@@ -442,10 +485,18 @@ impl Db {
     pub async fn event_slugs(&self, event: &Event) -> Result<EventSlugs, DbError> {
         let env_ids = event.environment_id_list();
         let (workspace, project, environments) = with_conn!(self, |conn| {
-            let workspace: String =
-                workspaces::table.find(&event.workspace_id).select(workspaces::slug).first(conn).await?;
+            let workspace: String = workspaces::table
+                .find(&event.workspace_id)
+                .select(workspaces::slug)
+                .first(conn)
+                .await?;
             let project: Option<String> = match &event.project_id {
-                Some(id) => projects::table.find(id).select(projects::slug).first(conn).await.optional()?,
+                Some(id) => projects::table
+                    .find(id)
+                    .select(projects::slug)
+                    .first(conn)
+                    .await
+                    .optional()?,
                 None => None,
             };
             let environments: Vec<String> = if env_ids.is_empty() {
@@ -461,7 +512,9 @@ impl Db {
             (workspace, project, environments)
         });
         let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
-        let project = project.or_else(|| payload["project"].as_str().map(str::to_owned)).filter(|_| event.project_id.is_some());
+        let project = project
+            .or_else(|| payload["project"].as_str().map(str::to_owned))
+            .filter(|_| event.project_id.is_some());
         let mut environments = environments;
         if environments.is_empty()
             && !env_ids.is_empty()
@@ -469,7 +522,11 @@ impl Db {
         {
             environments.push(slug.to_owned());
         }
-        Ok(EventSlugs { workspace, project, environments })
+        Ok(EventSlugs {
+            workspace,
+            project,
+            environments,
+        })
     }
 
     /// Records an attempt of a run held by `worker` and finishes the run or schedules its next
@@ -479,7 +536,12 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn finish_attempt(&self, run: &Run, worker: &str, result: &AttemptResult) -> Result<bool, DbError> {
+    pub async fn finish_attempt(
+        &self,
+        run: &Run,
+        worker: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, DbError> {
         let at = now();
         let excerpt: String = result.excerpt.chars().take(1024).collect();
         let attempt = RunAttempt {
@@ -505,7 +567,10 @@ impl Db {
             if mine == 0 {
                 return Ok(false);
             }
-            diesel::insert_into(run_attempts::table).values(&attempt).execute(conn).await?;
+            diesel::insert_into(run_attempts::table)
+                .values(&attempt)
+                .execute(conn)
+                .await?;
             let error = (result.outcome != "succeeded").then_some(excerpt);
             match result.retry_at {
                 Some(next) => {
@@ -521,7 +586,11 @@ impl Db {
                         .await?;
                 }
                 None => {
-                    let status = if result.outcome == "succeeded" { SUCCEEDED } else { FAILED };
+                    let status = if result.outcome == "succeeded" {
+                        SUCCEEDED
+                    } else {
+                        FAILED
+                    };
                     diesel::update(runs::table.find(&run.id))
                         .set((
                             runs::status.eq(status),
@@ -543,13 +612,23 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::InvalidInput`] for a foreign cursor, or any [`DbError`].
-    pub async fn list_runs(&self, integration_id: &str, status: Option<&str>, page: &PageRequest) -> Result<Page<Run>, DbError> {
+    pub async fn list_runs(
+        &self,
+        integration_id: &str,
+        status: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<Run>, DbError> {
         let after = match &page.after {
             None => None,
             Some(cursor) => {
-                let key = decode_cursor(cursor).ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let (micros, id) = key.split_once('|').ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let micros: i64 = micros.parse().map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let key = decode_cursor(cursor)
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let (micros, id) = key
+                    .split_once('|')
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let micros: i64 = micros
+                    .parse()
+                    .map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
                 let at = chrono::DateTime::from_timestamp_micros(micros)
                     .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?
                     .naive_utc();
@@ -558,16 +637,29 @@ impl Db {
         };
         let limit = page.limit();
         let rows: Vec<Run> = with_conn!(self, |conn| {
-            let mut query = runs::table.filter(runs::integration_id.eq(integration_id)).into_boxed();
+            let mut query = runs::table
+                .filter(runs::integration_id.eq(integration_id))
+                .into_boxed();
             if let Some(status) = status {
                 query = query.filter(runs::status.eq(status));
             }
             if let Some((at, id)) = &after {
-                query = query.filter(runs::created_at.lt(at).or(runs::created_at.eq(at).and(runs::id.lt(id))));
+                query = query.filter(
+                    runs::created_at
+                        .lt(at)
+                        .or(runs::created_at.eq(at).and(runs::id.lt(id))),
+                );
             }
-            query.order((runs::created_at.desc(), runs::id.desc())).limit(limit + 1).select(Run::as_select()).load(conn).await?
+            query
+                .order((runs::created_at.desc(), runs::id.desc()))
+                .limit(limit + 1)
+                .select(Run::as_select())
+                .load(conn)
+                .await?
         });
-        Ok(Page::from_rows(rows, limit, |r| format!("{}|{}", r.created_at.and_utc().timestamp_micros(), r.id)))
+        Ok(Page::from_rows(rows, limit, |r| {
+            format!("{}|{}", r.created_at.and_utc().timestamp_micros(), r.id)
+        }))
     }
 
     /// One run of an integration with its attempts (oldest first).
@@ -575,7 +667,11 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NotFound`], or any other [`DbError`].
-    pub async fn get_run(&self, integration_id: &str, run_id: &str) -> Result<(Run, Vec<RunAttempt>), DbError> {
+    pub async fn get_run(
+        &self,
+        integration_id: &str,
+        run_id: &str,
+    ) -> Result<(Run, Vec<RunAttempt>), DbError> {
         with_conn!(self, |conn| {
             let run: Run = runs::table
                 .filter(runs::id.eq(run_id))
@@ -599,7 +695,12 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn retry_runs(&self, integration_id: &str, run_id: Option<&str>, since: Option<NaiveDateTime>) -> Result<usize, DbError> {
+    pub async fn retry_runs(
+        &self,
+        integration_id: &str,
+        run_id: Option<&str>,
+        since: Option<NaiveDateTime>,
+    ) -> Result<usize, DbError> {
         let at = now();
         transaction!(self, |conn| {
             let mut query = runs::table
@@ -615,7 +716,11 @@ impl Db {
             }
             let ids: Vec<String> = query.load(conn).await?;
             let n = diesel::update(runs::table.filter(runs::id.eq_any(&ids)))
-                .set((runs::status.eq(PENDING), runs::next_attempt_at.eq(at), runs::finished_at.eq(None::<NaiveDateTime>)))
+                .set((
+                    runs::status.eq(PENDING),
+                    runs::next_attempt_at.eq(at),
+                    runs::finished_at.eq(None::<NaiveDateTime>),
+                ))
                 .execute(conn)
                 .await?;
             Ok(n)
@@ -629,9 +734,65 @@ impl Db {
     /// Any [`DbError`].
     pub async fn run_counts(&self) -> Result<BTreeMap<String, i64>, DbError> {
         let rows: Vec<(String, i64)> = with_conn!(self, |conn| {
-            runs::table.group_by(runs::status).select((runs::status, diesel::dsl::count_star())).load(conn).await?
+            runs::table
+                .group_by(runs::status)
+                .select((runs::status, diesel::dsl::count_star()))
+                .load(conn)
+                .await?
         });
         Ok(rows.into_iter().collect())
+    }
+
+    /// Delivery summary per integration: the newest run's status and time, and how many runs
+    /// succeeded and failed.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn run_summaries(
+        &self,
+        integration_ids: &[String],
+    ) -> Result<BTreeMap<String, RunSummary>, DbError> {
+        if integration_ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let (counts, latest) = with_conn!(self, |conn| {
+            let counts: Vec<(String, String, i64)> = runs::table
+                .filter(runs::integration_id.eq_any(integration_ids))
+                .filter(runs::status.eq_any([SUCCEEDED, FAILED]))
+                .group_by((runs::integration_id, runs::status))
+                .select((
+                    runs::integration_id,
+                    runs::status,
+                    diesel::dsl::count_star(),
+                ))
+                .load(conn)
+                .await?;
+            let latest: Vec<(String, String, NaiveDateTime)> = runs::table
+                .filter(runs::integration_id.eq_any(integration_ids))
+                .order((runs::integration_id.asc(), runs::created_at.desc()))
+                .select((runs::integration_id, runs::status, runs::created_at))
+                .load(conn)
+                .await?;
+            (counts, latest)
+        });
+        let mut out: BTreeMap<String, RunSummary> = BTreeMap::new();
+        for (id, status, count) in counts {
+            let entry = out.entry(id).or_default();
+            if status == SUCCEEDED {
+                entry.succeeded = count;
+            } else {
+                entry.failed = count;
+            }
+        }
+        for (id, status, at) in latest {
+            let entry = out.entry(id).or_default();
+            if entry.last_run_at.is_none() {
+                entry.last_run_status = Some(status);
+                entry.last_run_at = Some(at);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs due now and the age of the oldest one, in seconds (0 when none is due).
@@ -673,7 +834,10 @@ impl Db {
         loop {
             match diesel_async::AsyncPgConnection::establish(&url).await {
                 Ok(mut conn) => {
-                    if let Err(err) = diesel::sql_query(format!("LISTEN {RUNS_CHANNEL}")).execute(&mut conn).await {
+                    if let Err(err) = diesel::sql_query(format!("LISTEN {RUNS_CHANNEL}"))
+                        .execute(&mut conn)
+                        .await
+                    {
                         tracing::warn!(error = %self.scrub(&err.to_string()), "cannot LISTEN for runs; polling only");
                     } else {
                         tracing::debug!("listening for runs from other nodes");
@@ -686,7 +850,9 @@ impl Db {
                         }
                     }
                 }
-                Err(err) => tracing::warn!(error = %self.scrub(&err.to_string()), "cannot connect to LISTEN for runs; polling only"),
+                Err(err) => {
+                    tracing::warn!(error = %self.scrub(&err.to_string()), "cannot connect to LISTEN for runs; polling only")
+                }
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }

@@ -44,12 +44,21 @@ pub struct Event {
 }
 
 fn wire<T: serde::Serialize>(value: T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl Event {
     /// A new event in `workspace_id`, `INFO` unless changed with [`Event::severity`].
-    pub fn new(workspace_id: &str, event_type: EventType, source: EventSource, actor: &Actor, title: impl Into<String>) -> Event {
+    pub fn new(
+        workspace_id: &str,
+        event_type: EventType,
+        source: EventSource,
+        actor: &Actor,
+        title: impl Into<String>,
+    ) -> Event {
         Event {
             id: new_id(),
             workspace_id: workspace_id.to_owned(),
@@ -131,7 +140,11 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn event_by_id(&self, workspace_id: &str, id: &str) -> Result<Option<Event>, DbError> {
+    pub async fn event_by_id(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<Event>, DbError> {
         with_conn!(self, |conn| {
             Ok(events::table
                 .filter(events::workspace_id.eq(workspace_id))
@@ -148,13 +161,23 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::InvalidInput`] for a cursor this server did not make, or any [`DbError`].
-    pub async fn list_events(&self, workspace_id: &str, filter: &EventFilter, page: &PageRequest) -> Result<Page<Event>, DbError> {
+    pub async fn list_events(
+        &self,
+        workspace_id: &str,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Event>, DbError> {
         let after = match &page.after {
             None => None,
             Some(cursor) => {
-                let key = decode_cursor(cursor).ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let (micros, id) = key.split_once('|').ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let micros: i64 = micros.parse().map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let key = decode_cursor(cursor)
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let (micros, id) = key
+                    .split_once('|')
+                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
+                let micros: i64 = micros
+                    .parse()
+                    .map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
                 let at = chrono::DateTime::from_timestamp_micros(micros)
                     .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?
                     .naive_utc();
@@ -163,7 +186,9 @@ impl Db {
         };
         let limit = page.limit();
         let rows: Vec<Event> = with_conn!(self, |conn| {
-            let mut query = events::table.filter(events::workspace_id.eq(workspace_id)).into_boxed();
+            let mut query = events::table
+                .filter(events::workspace_id.eq(workspace_id))
+                .into_boxed();
             if !filter.types.is_empty() {
                 query = query.filter(events::event_type.eq_any(&filter.types));
             }
@@ -177,7 +202,11 @@ impl Db {
                 query = query.filter(events::created_at.ge(since));
             }
             if let Some((at, id)) = &after {
-                query = query.filter(events::created_at.lt(at).or(events::created_at.eq(at).and(events::id.lt(id))));
+                query = query.filter(
+                    events::created_at
+                        .lt(at)
+                        .or(events::created_at.eq(at).and(events::id.lt(id))),
+                );
             }
             query
                 .order((events::created_at.desc(), events::id.desc()))
@@ -186,6 +215,8 @@ impl Db {
                 .load(conn)
                 .await?
         });
-        Ok(Page::from_rows(rows, limit, |e| format!("{}|{}", e.created_at.and_utc().timestamp_micros(), e.id)))
+        Ok(Page::from_rows(rows, limit, |e| {
+            format!("{}|{}", e.created_at.and_utc().timestamp_micros(), e.id)
+        }))
     }
 }

@@ -12,8 +12,8 @@
 mod authority;
 mod crypto;
 mod database_url;
-pub mod delivery;
 mod db;
+pub mod delivery;
 mod entries;
 mod error;
 pub mod events;
@@ -34,14 +34,12 @@ pub use entries::{
     MAX_BULK_ITEMS, MAX_KEY_CHARS, MAX_NOTE_CHARS, MAX_VALUE_BYTES, UNDECRYPTABLE, check_key,
     check_note, check_value, is_undecryptable,
 };
+pub use error::DbError;
 pub use events::{Event, EventFilter};
 pub use integrations::{
     IntegrationChanges, IntegrationFilter, IntegrationSort, NewIntegration, StoredIntegration,
 };
 pub use members::{Member, NewRole, Role, RoleChanges};
-pub use util::{Page, PageRequest};
-pub use workspaces::{Environment, NewEnvironment, Project, Workspace};
-pub use error::DbError;
 pub use tokens::{
     ApiToken, IssuedToken, MAX_TOKEN_CHARS, MIN_TOKEN_CHARS, TOKEN_PREFIX, generate_token,
     hash_token,
@@ -49,6 +47,8 @@ pub use tokens::{
 pub use users::{
     BOOTSTRAP_ADMIN_NAME, BOOTSTRAP_TOKEN_NAME, MAX_USER_NAME_CHARS, User, check_user_name,
 };
+pub use util::{Page, PageRequest};
+pub use workspaces::{Environment, NewEnvironment, Project, Workspace};
 
 #[cfg(test)]
 mod tests {

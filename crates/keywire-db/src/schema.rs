@@ -334,7 +334,6 @@ diesel::table! {
     }
 }
 
-
 diesel::joinable!(workspace_roles -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> users (user_id));

@@ -20,19 +20,31 @@ pub fn check_name(name: &str) -> Result<String, String> {
     if trimmed.chars().count() > MAX_NAME_CHARS {
         return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
     }
-    if let Some(bad) = trimmed.chars().find(|c| !(c.is_alphanumeric() || " -_.()'&+:@#".contains(*c))) {
-        return Err(format!("must not contain {bad:?}: use letters, digits, spaces and - _ . ( ) ' & + : @ #"));
+    if let Some(bad) = trimmed
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || " -_.()'&+:@#".contains(*c)))
+    {
+        return Err(format!(
+            "must not contain {bad:?}: use letters, digits, spaces and - _ . ( ) ' & + : @ #"
+        ));
     }
     Ok(trimmed.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// Checks an optional description: at most 1000 characters, no control characters but newlines.
 pub fn check_description(description: Option<&str>) -> Result<Option<String>, String> {
-    let Some(text) = description.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let Some(text) = description.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
     if text.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
+        return Err(format!(
+            "must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err("must not contain control characters".into());
     }
     Ok(Some(text.to_owned()))
@@ -53,7 +65,11 @@ pub fn slugify(name: &str, fallback: &str) -> String {
         }
     }
     let slug = slug.trim_end_matches('-').to_owned();
-    if slug.is_empty() { fallback.to_owned() } else { slug }
+    if slug.is_empty() {
+        fallback.to_owned()
+    } else {
+        slug
+    }
 }
 
 /// The first of `base`, `base-2`, `base-3`... not in `taken`.
@@ -61,14 +77,19 @@ pub fn first_free_slug(base: &str, taken: &[String]) -> String {
     if !taken.iter().any(|t| t == base) {
         return base.to_owned();
     }
-    (2..).map(|n| format!("{base}-{n}")).find(|candidate| !taken.contains(candidate)).expect("an unbounded range")
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("an unbounded range")
 }
 
 /// Whether `slug` could be a slug (for rejecting path junk early with a 404).
 pub fn is_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= MAX_SLUG_CHARS + 10
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// An opaque list cursor around the sort key of the last item of a page.
@@ -78,7 +99,10 @@ pub fn encode_cursor(key: &str) -> String {
 
 /// The sort key inside a cursor; `None` for a cursor this server did not make.
 pub fn decode_cursor(cursor: &str) -> Option<String> {
-    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| String::from_utf8(bytes).ok())
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
 /// A page request: `limit` is clamped to 1..=200 (default 50).
@@ -111,8 +135,15 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|last| encode_cursor(&key(last))) } else { None };
-        Page { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last().map(|last| encode_cursor(&key(last)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 }
 
@@ -131,7 +162,10 @@ mod tests {
         assert_eq!(slugify("My Shop (EU)!", "project"), "my-shop-eu");
         assert_eq!(slugify("日本", "project"), "project");
         assert_eq!(slugify("--a--b--", "x"), "a-b");
-        assert_eq!(first_free_slug("shop", &["shop".into(), "shop-2".into()]), "shop-3");
+        assert_eq!(
+            first_free_slug("shop", &["shop".into(), "shop-2".into()]),
+            "shop-3"
+        );
         assert!(is_slug("my-shop-2") && !is_slug("../x") && !is_slug("A"));
     }
 
@@ -141,9 +175,32 @@ mod tests {
         assert_eq!(decode_cursor("%%%"), None);
         let page = Page::from_rows(vec![1, 2, 3], 2, ToString::to_string);
         assert_eq!(page.items, vec![1, 2]);
-        assert_eq!(page.next_cursor.as_deref().and_then(decode_cursor).as_deref(), Some("2"));
-        assert_eq!(Page::from_rows(vec![1, 2], 2, ToString::to_string).next_cursor, None);
-        assert_eq!(PageRequest { limit: Some(0), after: None }.limit(), 1);
-        assert_eq!(PageRequest { limit: Some(999), after: None }.limit(), 200);
+        assert_eq!(
+            page.next_cursor
+                .as_deref()
+                .and_then(decode_cursor)
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            Page::from_rows(vec![1, 2], 2, ToString::to_string).next_cursor,
+            None
+        );
+        assert_eq!(
+            PageRequest {
+                limit: Some(0),
+                after: None
+            }
+            .limit(),
+            1
+        );
+        assert_eq!(
+            PageRequest {
+                limit: Some(999),
+                after: None
+            }
+            .limit(),
+            200
+        );
     }
 }

@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::authority::{Authority, authorities_json};
 use crate::db::{transaction, with_conn};
 use crate::events::{Event, record_event};
-use crate::schema::{environments, member_roles, projects, workspace_members, workspace_roles, workspaces};
+use crate::schema::{
+    environments, integration_environments, integrations, member_roles, projects,
+    workspace_members, workspace_roles, workspaces,
+};
 use crate::tokens::{new_id, now};
 use crate::util::{Page, PageRequest, decode_cursor, first_free_slug, slugify};
 use crate::{Db, DbError};
@@ -88,14 +91,20 @@ pub struct NewEnvironment {
 macro_rules! taken_slugs {
     ($conn:expr, $table:ident, $base:expr) => {{
         let pattern = format!("{}%", $base);
-        $table::table.filter($table::slug.like(pattern)).select($table::slug).load::<String>(&mut *$conn).await?
+        $table::table
+            .filter($table::slug.like(pattern))
+            .select($table::slug)
+            .load::<String>(&mut *$conn)
+            .await?
     }};
 }
 
 fn page_after(page: &PageRequest) -> Result<Option<String>, DbError> {
     page.after
         .as_deref()
-        .map(|c| decode_cursor(c).ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into())))
+        .map(|c| {
+            decode_cursor(c).ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))
+        })
         .transpose()
 }
 
@@ -119,7 +128,10 @@ impl Db {
                 created_at: at,
                 updated_at: at,
             };
-            diesel::insert_into(workspaces::table).values(&workspace).execute(conn).await?;
+            diesel::insert_into(workspaces::table)
+                .values(&workspace)
+                .execute(conn)
+                .await?;
             let role_id = new_id();
             diesel::insert_into(workspace_roles::table)
                 .values((
@@ -128,7 +140,9 @@ impl Db {
                     workspace_roles::slug.eq("admin"),
                     workspace_roles::name.eq("Admin"),
                     workspace_roles::description.eq("Everything in this workspace."),
-                    workspace_roles::authorities.eq(authorities_json(&[Authority::WorkspaceAdmin].into_iter().collect())),
+                    workspace_roles::authorities.eq(authorities_json(
+                        &[Authority::WorkspaceAdmin].into_iter().collect(),
+                    )),
                     workspace_roles::project_ids.eq(None::<String>),
                     workspace_roles::is_admin_role.eq(true),
                     workspace_roles::created_at.eq(at),
@@ -152,8 +166,14 @@ impl Db {
                 ))
                 .execute(conn)
                 .await?;
-            let event = Event::new(&workspace.id, EventType::WorkspaceCreated, EventSource::Workspace, actor, format!("Workspace {} created", workspace.name))
-                .payload(json!({"workspace": workspace.slug, "name": workspace.name}));
+            let event = Event::new(
+                &workspace.id,
+                EventType::WorkspaceCreated,
+                EventSource::Workspace,
+                actor,
+                format!("Workspace {} created", workspace.name),
+            )
+            .payload(json!({"workspace": workspace.slug, "name": workspace.name}));
             record_event!(conn, &event);
             Ok(workspace)
         })
@@ -166,7 +186,11 @@ impl Db {
     /// [`DbError::NotFound`], or any other [`DbError`].
     pub async fn workspace_by_slug(&self, slug: &str) -> Result<Workspace, DbError> {
         with_conn!(self, |conn| {
-            Ok(workspaces::table.filter(workspaces::slug.eq(slug)).select(Workspace::as_select()).first(conn).await?)
+            Ok(workspaces::table
+                .filter(workspaces::slug.eq(slug))
+                .select(Workspace::as_select())
+                .first(conn)
+                .await?)
         })
     }
 
@@ -177,7 +201,11 @@ impl Db {
     /// [`DbError::NotFound`], or any other [`DbError`].
     pub async fn workspace_by_id(&self, id: &str) -> Result<Workspace, DbError> {
         with_conn!(self, |conn| {
-            Ok(workspaces::table.find(id).select(Workspace::as_select()).first(conn).await?)
+            Ok(workspaces::table
+                .find(id)
+                .select(Workspace::as_select())
+                .first(conn)
+                .await?)
         })
     }
 
@@ -186,19 +214,31 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::InvalidInput`] for a foreign cursor, or any [`DbError`].
-    pub async fn list_workspaces(&self, user_id: &str, server_admin: bool, page: &PageRequest) -> Result<Page<Workspace>, DbError> {
+    pub async fn list_workspaces(
+        &self,
+        user_id: &str,
+        server_admin: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Workspace>, DbError> {
         let after = page_after(page)?;
         let limit = page.limit();
         let rows: Vec<Workspace> = with_conn!(self, |conn| {
             let mut query = workspaces::table.into_boxed();
             if !server_admin {
-                let mine = workspace_members::table.filter(workspace_members::user_id.eq(user_id)).select(workspace_members::workspace_id);
+                let mine = workspace_members::table
+                    .filter(workspace_members::user_id.eq(user_id))
+                    .select(workspace_members::workspace_id);
                 query = query.filter(workspaces::id.eq_any(mine));
             }
             if let Some(after) = &after {
                 query = query.filter(workspaces::slug.gt(after));
             }
-            query.order(workspaces::slug.asc()).limit(limit + 1).select(Workspace::as_select()).load(conn).await?
+            query
+                .order(workspaces::slug.asc())
+                .limit(limit + 1)
+                .select(Workspace::as_select())
+                .load(conn)
+                .await?
         });
         Ok(Page::from_rows(rows, limit, |w| w.slug.clone()))
     }
@@ -208,17 +248,34 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NotFound`], or any other [`DbError`].
-    pub async fn rename_workspace(&self, workspace: &Workspace, name: &str, actor: &Actor) -> Result<Workspace, DbError> {
+    pub async fn rename_workspace(
+        &self,
+        workspace: &Workspace,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Workspace, DbError> {
         transaction!(self, |conn| {
             let at = now();
             diesel::update(workspaces::table.find(&workspace.id))
                 .set((workspaces::name.eq(name), workspaces::updated_at.eq(at)))
                 .execute(conn)
                 .await?;
-            let event = Event::new(&workspace.id, EventType::WorkspaceUpdated, EventSource::Workspace, actor, format!("Workspace {} renamed to {name}", workspace.name))
-                .payload(json!({"workspace": workspace.slug, "name": name, "previousName": workspace.name}));
+            let event = Event::new(
+                &workspace.id,
+                EventType::WorkspaceUpdated,
+                EventSource::Workspace,
+                actor,
+                format!("Workspace {} renamed to {name}", workspace.name),
+            )
+            .payload(
+                json!({"workspace": workspace.slug, "name": name, "previousName": workspace.name}),
+            );
             record_event!(conn, &event);
-            Ok(Workspace { name: name.to_owned(), updated_at: at, ..workspace.clone() })
+            Ok(Workspace {
+                name: name.to_owned(),
+                updated_at: at,
+                ..workspace.clone()
+            })
         })
     }
 
@@ -230,7 +287,9 @@ impl Db {
     /// Any [`DbError`].
     pub async fn delete_workspace(&self, workspace: &Workspace) -> Result<(), DbError> {
         with_conn!(self, |conn| {
-            diesel::delete(workspaces::table.find(&workspace.id)).execute(conn).await?;
+            diesel::delete(workspaces::table.find(&workspace.id))
+                .execute(conn)
+                .await?;
         });
         Ok(())
     }
@@ -258,7 +317,9 @@ impl Db {
                 .get_result(conn)
                 .await?;
             if same_name > 0 {
-                return Err(DbError::Conflict(format!("the workspace already has a project named `{name}`")));
+                return Err(DbError::Conflict(format!(
+                    "the workspace already has a project named `{name}`"
+                )));
             }
             let taken = taken_slugs!(conn, projects, base);
             let at = now();
@@ -271,16 +332,28 @@ impl Db {
                 created_at: at,
                 updated_at: at,
             };
-            diesel::insert_into(projects::table).values(&project).execute(conn).await?;
-            let event = Event::new(&workspace.id, EventType::ProjectCreated, EventSource::Project, actor, format!("Project {name} created"))
-                .project(&project.id)
-                .payload(json!({"project": project.slug, "name": name}));
+            diesel::insert_into(projects::table)
+                .values(&project)
+                .execute(conn)
+                .await?;
+            let event = Event::new(
+                &workspace.id,
+                EventType::ProjectCreated,
+                EventSource::Project,
+                actor,
+                format!("Project {name} created"),
+            )
+            .project(&project.id)
+            .payload(json!({"project": project.slug, "name": name}));
             record_event!(conn, &event);
             let mut created: Vec<Environment> = Vec::new();
             for new in new_environments {
                 let taken: Vec<String> = created.iter().map(|e| e.slug.clone()).collect();
                 if created.iter().any(|e| e.name == new.name) {
-                    return Err(DbError::Conflict(format!("the environment name `{}` is given twice", new.name)));
+                    return Err(DbError::Conflict(format!(
+                        "the environment name `{}` is given twice",
+                        new.name
+                    )));
                 }
                 let environment = Environment {
                     id: new_id(),
@@ -291,7 +364,10 @@ impl Db {
                     created_at: at,
                     updated_at: at,
                 };
-                diesel::insert_into(environments::table).values(&environment).execute(conn).await?;
+                diesel::insert_into(environments::table)
+                    .values(&environment)
+                    .execute(conn)
+                    .await?;
                 let event = Event::new(&workspace.id, EventType::EnvironmentAdded, EventSource::Environment, actor, format!("Environment {} added to {name}", environment.name))
                     .project(&project.id)
                     .environments(&[&environment.id])
@@ -310,7 +386,11 @@ impl Db {
     /// [`DbError::NotFound`], or any other [`DbError`].
     pub async fn project_by_slug(&self, slug: &str) -> Result<Project, DbError> {
         with_conn!(self, |conn| {
-            Ok(projects::table.filter(projects::slug.eq(slug)).select(Project::as_select()).first(conn).await?)
+            Ok(projects::table
+                .filter(projects::slug.eq(slug))
+                .select(Project::as_select())
+                .first(conn)
+                .await?)
         })
     }
 
@@ -319,7 +399,11 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn projects_by_slugs(&self, workspace_id: &str, slugs: &[String]) -> Result<Vec<Project>, DbError> {
+    pub async fn projects_by_slugs(
+        &self,
+        workspace_id: &str,
+        slugs: &[String],
+    ) -> Result<Vec<Project>, DbError> {
         with_conn!(self, |conn| {
             Ok(projects::table
                 .filter(projects::workspace_id.eq(workspace_id))
@@ -335,18 +419,30 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::InvalidInput`] for a foreign cursor, or any [`DbError`].
-    pub async fn list_projects(&self, workspace_id: &str, visible: Option<&[String]>, page: &PageRequest) -> Result<Page<Project>, DbError> {
+    pub async fn list_projects(
+        &self,
+        workspace_id: &str,
+        visible: Option<&[String]>,
+        page: &PageRequest,
+    ) -> Result<Page<Project>, DbError> {
         let after = page_after(page)?;
         let limit = page.limit();
         let rows: Vec<Project> = with_conn!(self, |conn| {
-            let mut query = projects::table.filter(projects::workspace_id.eq(workspace_id)).into_boxed();
+            let mut query = projects::table
+                .filter(projects::workspace_id.eq(workspace_id))
+                .into_boxed();
             if let Some(ids) = visible {
                 query = query.filter(projects::id.eq_any(ids));
             }
             if let Some(after) = &after {
                 query = query.filter(projects::slug.gt(after));
             }
-            query.order(projects::slug.asc()).limit(limit + 1).select(Project::as_select()).load(conn).await?
+            query
+                .order(projects::slug.asc())
+                .limit(limit + 1)
+                .select(Project::as_select())
+                .load(conn)
+                .await?
         });
         Ok(Page::from_rows(rows, limit, |p| p.slug.clone()))
     }
@@ -358,7 +454,11 @@ impl Db {
     /// Any [`DbError`].
     pub async fn project_ids(&self, workspace_id: &str) -> Result<Vec<String>, DbError> {
         with_conn!(self, |conn| {
-            Ok(projects::table.filter(projects::workspace_id.eq(workspace_id)).select(projects::id).load(conn).await?)
+            Ok(projects::table
+                .filter(projects::workspace_id.eq(workspace_id))
+                .select(projects::id)
+                .load(conn)
+                .await?)
         })
     }
 
@@ -385,7 +485,9 @@ impl Db {
                     .get_result(conn)
                     .await?;
                 if clash > 0 {
-                    return Err(DbError::Conflict(format!("the workspace already has a project named `{name}`")));
+                    return Err(DbError::Conflict(format!(
+                        "the workspace already has a project named `{name}`"
+                    )));
                 }
                 name.clone_into(&mut updated.name);
             }
@@ -394,7 +496,11 @@ impl Db {
             }
             updated.updated_at = now();
             diesel::update(projects::table.find(&project.id))
-                .set((projects::name.eq(&updated.name), projects::description.eq(&updated.description), projects::updated_at.eq(updated.updated_at)))
+                .set((
+                    projects::name.eq(&updated.name),
+                    projects::description.eq(&updated.description),
+                    projects::updated_at.eq(updated.updated_at),
+                ))
                 .execute(conn)
                 .await?;
             let event = Event::new(&project.workspace_id, EventType::ProjectUpdated, EventSource::Project, actor, format!("Project {} updated", updated.name))
@@ -412,16 +518,45 @@ impl Db {
     /// Any [`DbError`].
     pub async fn delete_project(&self, project: &Project, actor: &Actor) -> Result<(), DbError> {
         transaction!(self, |conn| {
-            let env_ids: Vec<String> =
-                environments::table.filter(environments::project_id.eq(&project.id)).select(environments::id).load(conn).await?;
-            let event = Event::new(&project.workspace_id, EventType::ProjectDeleted, EventSource::Project, actor, format!("Project {} deleted", project.name))
-                .project(&project.id)
-                .environments(&env_ids)
-                .severity(Severity::Warn)
-                .payload(json!({"project": project.slug, "name": project.name}));
+            let env_ids: Vec<String> = environments::table
+                .filter(environments::project_id.eq(&project.id))
+                .select(environments::id)
+                .load(conn)
+                .await?;
+            let event = Event::new(
+                &project.workspace_id,
+                EventType::ProjectDeleted,
+                EventSource::Project,
+                actor,
+                format!("Project {} deleted", project.name),
+            )
+            .project(&project.id)
+            .environments(&env_ids)
+            .severity(Severity::Warn)
+            .payload(json!({"project": project.slug, "name": project.name}));
             // The event first: delivery may still need the project's rows while fanning out.
             record_event!(conn, &event);
-            diesel::delete(projects::table.find(&project.id)).execute(conn).await?;
+            // The project's integrations go with it (cascade): say so, one event each.
+            let doomed: Vec<(String, String)> = integrations::table
+                .filter(integrations::project_id.eq(&project.id))
+                .select((integrations::slug, integrations::name))
+                .load(conn)
+                .await?;
+            for (slug, name) in doomed {
+                let event = Event::new(
+                    &project.workspace_id,
+                    EventType::IntegrationDeleted,
+                    EventSource::Integration,
+                    actor,
+                    format!("Integration {name} deleted with project {}", project.name),
+                )
+                .severity(Severity::Warn)
+                .payload(json!({"integration": slug, "name": name, "reason": "project deleted"}));
+                record_event!(conn, &event);
+            }
+            diesel::delete(projects::table.find(&project.id))
+                .execute(conn)
+                .await?;
             Ok(())
         })
     }
@@ -431,7 +566,12 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::Conflict`] when the project has an environment of that name, or any [`DbError`].
-    pub async fn create_environment(&self, project: &Project, new: &NewEnvironment, actor: &Actor) -> Result<Environment, DbError> {
+    pub async fn create_environment(
+        &self,
+        project: &Project,
+        new: &NewEnvironment,
+        actor: &Actor,
+    ) -> Result<Environment, DbError> {
         let base = slugify(&new.name, "env");
         transaction!(self, |conn| {
             let existing: Vec<(String, String)> = environments::table
@@ -440,7 +580,10 @@ impl Db {
                 .load(conn)
                 .await?;
             if existing.iter().any(|(_, name)| *name == new.name) {
-                return Err(DbError::Conflict(format!("the project already has an environment named `{}`", new.name)));
+                return Err(DbError::Conflict(format!(
+                    "the project already has an environment named `{}`",
+                    new.name
+                )));
             }
             let taken: Vec<String> = existing.into_iter().map(|(slug, _)| slug).collect();
             let at = now();
@@ -453,7 +596,10 @@ impl Db {
                 created_at: at,
                 updated_at: at,
             };
-            diesel::insert_into(environments::table).values(&environment).execute(conn).await?;
+            diesel::insert_into(environments::table)
+                .values(&environment)
+                .execute(conn)
+                .await?;
             let event = Event::new(&project.workspace_id, EventType::EnvironmentAdded, EventSource::Environment, actor, format!("Environment {} added to {}", environment.name, project.name))
                 .project(&project.id)
                 .environments(&[&environment.id])
@@ -484,7 +630,11 @@ impl Db {
     /// # Errors
     ///
     /// [`DbError::NotFound`], or any other [`DbError`].
-    pub async fn environment_by_slug(&self, project_id: &str, slug: &str) -> Result<Environment, DbError> {
+    pub async fn environment_by_slug(
+        &self,
+        project_id: &str,
+        slug: &str,
+    ) -> Result<Environment, DbError> {
         with_conn!(self, |conn| {
             Ok(environments::table
                 .filter(environments::project_id.eq(project_id))
@@ -519,7 +669,9 @@ impl Db {
                     .get_result(conn)
                     .await?;
                 if clash > 0 {
-                    return Err(DbError::Conflict(format!("the project already has an environment named `{name}`")));
+                    return Err(DbError::Conflict(format!(
+                        "the project already has an environment named `{name}`"
+                    )));
                 }
                 name.clone_into(&mut updated.name);
             }
@@ -528,7 +680,11 @@ impl Db {
             }
             updated.updated_at = now();
             diesel::update(environments::table.find(&environment.id))
-                .set((environments::name.eq(&updated.name), environments::description.eq(&updated.description), environments::updated_at.eq(updated.updated_at)))
+                .set((
+                    environments::name.eq(&updated.name),
+                    environments::description.eq(&updated.description),
+                    environments::updated_at.eq(updated.updated_at),
+                ))
                 .execute(conn)
                 .await?;
             let event = Event::new(&project.workspace_id, EventType::EnvironmentUpdated, EventSource::Environment, actor, format!("Environment {} of {} updated", updated.name, project.name))
@@ -545,7 +701,12 @@ impl Db {
     /// # Errors
     ///
     /// Any [`DbError`].
-    pub async fn delete_environment(&self, project: &Project, environment: &Environment, actor: &Actor) -> Result<(), DbError> {
+    pub async fn delete_environment(
+        &self,
+        project: &Project,
+        environment: &Environment,
+        actor: &Actor,
+    ) -> Result<(), DbError> {
         transaction!(self, |conn| {
             let event = Event::new(&project.workspace_id, EventType::EnvironmentDeleted, EventSource::Environment, actor, format!("Environment {} of {} deleted", environment.name, project.name))
                 .project(&project.id)
@@ -553,7 +714,44 @@ impl Db {
                 .severity(Severity::Warn)
                 .payload(json!({"project": project.slug, "environment": environment.slug, "name": environment.name}));
             record_event!(conn, &event);
-            diesel::delete(environments::table.find(&environment.id)).execute(conn).await?;
+            // An integration narrowed to this environment alone would, without it, hear the
+            // whole project: disable it instead, and say so.
+            let narrowed: Vec<String> = integration_environments::table
+                .filter(integration_environments::environment_id.eq(&environment.id))
+                .select(integration_environments::integration_id)
+                .load(conn)
+                .await?;
+            for integration_id in narrowed {
+                let others: i64 = integration_environments::table
+                    .filter(integration_environments::integration_id.eq(&integration_id))
+                    .filter(integration_environments::environment_id.ne(&environment.id))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if others > 0 {
+                    continue;
+                }
+                let (slug, name): (String, String) = integrations::table
+                    .find(&integration_id)
+                    .select((integrations::slug, integrations::name))
+                    .first(conn)
+                    .await?;
+                diesel::update(integrations::table.find(&integration_id))
+                    .set((
+                        integrations::enabled.eq(false),
+                        integrations::updated_at.eq(now()),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let event = Event::new(&project.workspace_id, EventType::IntegrationUpdated, EventSource::Integration, actor, format!("Integration {name} disabled: its last environment was deleted"))
+                    .project(&project.id)
+                    .severity(Severity::Warn)
+                    .payload(json!({"integration": slug, "name": name, "enabled": false, "reason": "last environment deleted", "environment": environment.slug}));
+                record_event!(conn, &event);
+            }
+            diesel::delete(environments::table.find(&environment.id))
+                .execute(conn)
+                .await?;
             Ok(())
         })
     }

@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use keywire_core::{Actor, Context, Delivery, EventData, EventSource, EventType, IntegrationError, Severity, find};
+use keywire_core::{
+    Actor, Context, Delivery, EventData, EventSource, EventType, IntegrationError, Severity, find,
+};
 use keywire_db::delivery::{AttemptResult, Claimed};
 use tokio::sync::watch;
 
@@ -47,22 +49,33 @@ pub const DEFAULT_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
 /// Parses `250ms`, `5s`, `5m`, `2h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 5s, 5m or 2h"))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 5s, 5m or 2h"))?;
     let duration = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{text}` is not a duration like 250ms, 5s, 5m or 2h")),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 250ms, 5s, 5m or 2h"
+            ));
+        }
     };
     Ok(duration)
 }
 
 /// Parses a comma-separated retry schedule (`0s,5s,5m`).
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
-    let schedule: Vec<Duration> = text.split(',').map(parse_duration).collect::<Result<_, _>>()?;
+    let schedule: Vec<Duration> = text
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<_, _>>()?;
     if schedule.is_empty() || schedule.len() > 50 {
         return Err("the retry schedule needs 1 to 50 entries".into());
     }
@@ -76,10 +89,19 @@ pub fn spawn_workers(
     runtime: &tokio::runtime::Handle,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let node = format!("{}-{}", std::process::id(), &keywire_db::generate_token()[3..11]);
+    let node = format!(
+        "{}-{}",
+        std::process::id(),
+        &keywire_db::generate_token()[3..11]
+    );
     (0..config.workers.max(1))
         .map(|i| {
-            let worker = Worker { id: format!("{node}/{i}"), state: state.clone(), config: config.clone(), stop: stop.clone() };
+            let worker = Worker {
+                id: format!("{node}/{i}"),
+                state: state.clone(),
+                config: config.clone(),
+                stop: stop.clone(),
+            };
             runtime.spawn(worker.run())
         })
         .collect()
@@ -103,7 +125,12 @@ impl Worker {
             // wait is not missed.
             let db = self.state.db.clone();
             let committed = db.committed().notified();
-            match self.state.db.claim_runs(&self.id, 1, self.config.lease).await {
+            match self
+                .state
+                .db
+                .claim_runs(&self.id, 1, self.config.lease)
+                .await
+            {
                 Ok(claimed) if !claimed.is_empty() => {
                     for run in claimed {
                         self.deliver(run).await;
@@ -128,7 +155,14 @@ impl Worker {
         let (outcome, secrets) = self.attempt(&claimed).await;
         let duration = clock.elapsed();
         let attempts = usize::try_from(claimed.run.attempts).unwrap_or(usize::MAX);
-        let result = classify(outcome, &secrets, attempts, &self.config, started_at, duration);
+        let result = classify(
+            outcome,
+            &secrets,
+            attempts,
+            &self.config,
+            started_at,
+            duration,
+        );
         tracing::info!(
             run = %claimed.run.id,
             integration = %claimed.target.slug,
@@ -138,18 +172,29 @@ impl Worker {
             millis = duration.as_millis() as u64,
             "delivery attempt"
         );
-        match self.state.db.finish_attempt(&claimed.run, &self.id, &result).await {
+        match self
+            .state
+            .db
+            .finish_attempt(&claimed.run, &self.id, &result)
+            .await
+        {
             Ok(true) => {
                 self.state.metrics.attempt(result.outcome);
                 if result.outcome == "succeeded"
                     && let Some(event) = &claimed.event
                 {
                     let waited = chrono::Utc::now().naive_utc() - event.created_at;
-                    self.state.metrics.delivered(waited.to_std().unwrap_or_default());
+                    self.state
+                        .metrics
+                        .delivered(waited.to_std().unwrap_or_default());
                 }
             }
-            Ok(false) => tracing::warn!(run = %claimed.run.id, "lease lost before the attempt was recorded"),
-            Err(err) => tracing::warn!(run = %claimed.run.id, error = %err, "cannot record the attempt; the lease will expire and the run be retried"),
+            Ok(false) => {
+                tracing::warn!(run = %claimed.run.id, "lease lost before the attempt was recorded")
+            }
+            Err(err) => {
+                tracing::warn!(run = %claimed.run.id, error = %err, "cannot record the attempt; the lease will expire and the run be retried")
+            }
         }
     }
 
@@ -157,36 +202,91 @@ impl Worker {
     async fn attempt(&self, claimed: &Claimed) -> (Attempt, Vec<String>) {
         let target = &claimed.target;
         if !target.enabled {
-            return (Attempt::Permanent("the integration is disabled".into(), None), Vec::new());
+            return (
+                Attempt::Permanent("the integration is disabled".into(), None),
+                Vec::new(),
+            );
         }
         let Some(descriptor) = find(&target.integration_type) else {
-            return (Attempt::Permanent(format!("integration type `{}` is not in this build", target.integration_type), None), Vec::new());
+            return (
+                Attempt::Permanent(
+                    format!(
+                        "integration type `{}` is not in this build",
+                        target.integration_type
+                    ),
+                    None,
+                ),
+                Vec::new(),
+            );
         };
-        let metadata = match self.state.cipher.open_text(&target.metadata, &format!("integrations/{}", target.id)) {
+        let metadata = match self
+            .state
+            .cipher
+            .open_text(&target.metadata, &format!("integrations/{}", target.id))
+        {
             Ok(text) => text,
-            Err(err) => return (Attempt::Permanent(format!("the integration's settings cannot be decrypted: {err}"), None), Vec::new()),
+            Err(err) => {
+                return (
+                    Attempt::Permanent(
+                        format!("the integration's settings cannot be decrypted: {err}"),
+                        None,
+                    ),
+                    Vec::new(),
+                );
+            }
         };
         let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
         let secrets: Vec<String> = descriptor
             .secret_fields()
             .iter()
-            .filter_map(|p| metadata.pointer(p).and_then(|v| v.as_str()).map(str::to_owned))
+            .filter_map(|p| {
+                metadata
+                    .pointer(p)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
             .filter(|s| !s.is_empty())
             .collect();
         let integration = match descriptor.build(&metadata) {
             Ok(integration) => integration,
-            Err(errors) => return (Attempt::Permanent(format!("the stored settings are no longer valid: {errors}"), None), secrets),
+            Err(errors) => {
+                return (
+                    Attempt::Permanent(
+                        format!("the stored settings are no longer valid: {errors}"),
+                        None,
+                    ),
+                    secrets,
+                );
+            }
         };
         let Some(event) = &claimed.event else {
-            return (Attempt::Permanent("the run has no event to deliver".into(), None), secrets);
+            return (
+                Attempt::Permanent("the run has no event to deliver".into(), None),
+                secrets,
+            );
         };
         let Some(data) = event_data(event, &claimed.slugs) else {
-            return (Attempt::Permanent("the event is not readable".into(), None), secrets);
+            return (
+                Attempt::Permanent("the event is not readable".into(), None),
+                secrets,
+            );
         };
-        let ctx = Context { http: self.state.http.clone(), public_url: self.state.public_url.clone() };
+        let ctx = Context {
+            http: self.state.http.clone(),
+            public_url: self.state.public_url.clone(),
+        };
         let attempt = u32::try_from(claimed.run.attempts).unwrap_or(u32::MAX);
-        let delivery = Delivery { message_id: &claimed.run.id, attempt, event: &data };
-        let outcome = match tokio::time::timeout(self.config.attempt_timeout, integration.emit(&ctx, delivery)).await {
+        let delivery = Delivery {
+            message_id: &claimed.run.id,
+            attempt,
+            event: &data,
+        };
+        let outcome = match tokio::time::timeout(
+            self.config.attempt_timeout,
+            integration.emit(&ctx, delivery),
+        )
+        .await
+        {
             Err(_) => Attempt::Timeout,
             Ok(Ok(outcome)) => Attempt::Delivered(outcome.status, outcome.excerpt),
             Ok(Err(err)) if err.is_retryable() => Attempt::Retryable(err),
@@ -228,15 +328,35 @@ fn classify(
     let retry = |wait: Option<Duration>| -> Option<chrono::NaiveDateTime> {
         let planned = config.schedule.get(attempts)?;
         let delay = jitter(*planned).max(wait.unwrap_or(Duration::ZERO));
-        Some(chrono::Utc::now().naive_utc() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(24)))
+        Some(
+            chrono::Utc::now().naive_utc()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(24)),
+        )
     };
     let (outcome, http_status, excerpt, retry_at) = match attempt {
         Attempt::Delivered(status, excerpt) => ("succeeded", status, excerpt, None),
-        Attempt::Timeout => ("timeout", None, format!("no answer within {:?}", config.attempt_timeout), retry(None)),
-        Attempt::Retryable(err) => ("retryable_failure", err.status(), err.to_string(), retry(err.retry_after())),
+        Attempt::Timeout => (
+            "timeout",
+            None,
+            format!("no answer within {:?}", config.attempt_timeout),
+            retry(None),
+        ),
+        Attempt::Retryable(err) => (
+            "retryable_failure",
+            err.status(),
+            err.to_string(),
+            retry(err.retry_after()),
+        ),
         Attempt::Permanent(message, status) => ("permanent_failure", status, message, None),
     };
-    AttemptResult { outcome, started_at, duration, http_status, excerpt: scrub(&excerpt, secrets), retry_at }
+    AttemptResult {
+        outcome,
+        started_at,
+        duration,
+        http_status,
+        excerpt: scrub(&excerpt, secrets),
+        retry_at,
+    }
 }
 
 /// ±10 % so that many runs failing together do not retry in lockstep.
@@ -253,7 +373,10 @@ fn jitter(delay: Duration) -> Duration {
 }
 
 /// The event as integrations receive it.
-fn event_data(event: &keywire_db::Event, slugs: &keywire_db::delivery::EventSlugs) -> Option<EventData> {
+fn event_data(
+    event: &keywire_db::Event,
+    slugs: &keywire_db::delivery::EventSlugs,
+) -> Option<EventData> {
     Some(EventData {
         id: event.id.clone(),
         event_type: EventType::parse(&event.event_type)?,
@@ -263,12 +386,14 @@ fn event_data(event: &keywire_db::Event, slugs: &keywire_db::delivery::EventSlug
         workspace: slugs.workspace.clone(),
         project: slugs.project.clone(),
         environments: slugs.environments.clone(),
-        actor: Actor { id: event.actor_id.clone(), name: event.actor_name.clone() },
+        actor: Actor {
+            id: event.actor_id.clone(),
+            name: event.actor_name.clone(),
+        },
         created_at: event.created_at.and_utc(),
         payload: serde_json::from_str(&event.payload).unwrap_or_default(),
     })
 }
-
 
 /// Parses a value from its wire name (`SECRET`, `INFO`).
 fn wire<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {

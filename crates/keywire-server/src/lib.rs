@@ -12,8 +12,8 @@ pub mod body;
 pub mod config;
 pub mod delivery;
 pub mod error;
-pub mod metrics;
 mod integrations;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 
@@ -250,7 +250,11 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
         Vec::new()
     } else {
         let config = args.worker_config().map_err(|e| anyhow::anyhow!(e))?;
-        tracing::info!(workers = config.workers, attempts = config.schedule.len(), "delivery workers starting");
+        tracing::info!(
+            workers = config.workers,
+            attempts = config.schedule.len(),
+            "delivery workers starting"
+        );
         // Other nodes' runs wake this node at once on PostgreSQL; polling covers the rest.
         state.background.spawn(state.db.clone().listen_for_runs());
         delivery::spawn_workers(state.get_ref().clone(), config, &state.background, stop)

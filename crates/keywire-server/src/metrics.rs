@@ -16,8 +16,15 @@ pub fn config(cfg: &mut ServiceConfig) {
 }
 
 /// Upper bounds (seconds) of the event-to-delivery latency histogram.
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
-const OUTCOMES: [&str; 4] = ["succeeded", "retryable_failure", "permanent_failure", "timeout"];
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+const OUTCOMES: [&str; 4] = [
+    "succeeded",
+    "retryable_failure",
+    "permanent_failure",
+    "timeout",
+];
 
 /// Counters this process updates.
 #[derive(Debug, Default)]
@@ -45,34 +52,70 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_micros.fetch_add(latency.as_micros().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        self.latency_sum_micros.fetch_add(
+            latency.as_micros().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
     }
 
-    fn render(&self, runs: &std::collections::BTreeMap<String, i64>, due: i64, oldest: f64) -> String {
+    fn render(
+        &self,
+        runs: &std::collections::BTreeMap<String, i64>,
+        due: i64,
+        oldest: f64,
+    ) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP keywire_runs Delivery runs by status (all nodes).\n# TYPE keywire_runs gauge");
+        let _ = writeln!(
+            out,
+            "# HELP keywire_runs Delivery runs by status (all nodes).\n# TYPE keywire_runs gauge"
+        );
         for status in ["pending", "running", "succeeded", "failed"] {
-            let _ = writeln!(out, "keywire_runs{{status=\"{status}\"}} {}", runs.get(status).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "keywire_runs{{status=\"{status}\"}} {}",
+                runs.get(status).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "# HELP keywire_queue_depth Runs due now and waiting for a worker.\n# TYPE keywire_queue_depth gauge\nkeywire_queue_depth {due}");
+        let _ = writeln!(
+            out,
+            "# HELP keywire_queue_depth Runs due now and waiting for a worker.\n# TYPE keywire_queue_depth gauge\nkeywire_queue_depth {due}"
+        );
         let _ = writeln!(
             out,
             "# HELP keywire_oldest_due_run_age_seconds How long the oldest due run has waited.\n# TYPE keywire_oldest_due_run_age_seconds gauge\nkeywire_oldest_due_run_age_seconds {oldest}"
         );
-        let _ = writeln!(out, "# HELP keywire_delivery_attempts_total Delivery attempts made by this node, by outcome.\n# TYPE keywire_delivery_attempts_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP keywire_delivery_attempts_total Delivery attempts made by this node, by outcome.\n# TYPE keywire_delivery_attempts_total counter"
+        );
         for (i, outcome) in OUTCOMES.iter().enumerate() {
-            let _ = writeln!(out, "keywire_delivery_attempts_total{{outcome=\"{outcome}\"}} {}", self.attempts[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "keywire_delivery_attempts_total{{outcome=\"{outcome}\"}} {}",
+                self.attempts[i].load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,
             "# HELP keywire_delivery_latency_seconds Time from an event to its successful delivery (this node).\n# TYPE keywire_delivery_latency_seconds histogram"
         );
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "keywire_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {}", self.latency_buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "keywire_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "keywire_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "keywire_delivery_latency_seconds_sum {}", self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "keywire_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "keywire_delivery_latency_seconds_sum {}",
+            self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "keywire_delivery_latency_seconds_count {count}");
         out
     }
@@ -89,9 +132,13 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let db = state.db.clone();
     let figures = state
         .background
-        .spawn(async move { Ok::<_, keywire_db::DbError>((db.run_counts().await?, db.queue_stats().await?)) })
+        .spawn(async move {
+            Ok::<_, keywire_db::DbError>((db.run_counts().await?, db.queue_stats().await?))
+        })
         .await
         .map_err(|e| ApiError::internal(&e))??;
     let (runs, (due, oldest)) = figures;
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&runs, due, oldest)))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&runs, due, oldest)))
 }

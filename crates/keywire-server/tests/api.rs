@@ -289,11 +289,18 @@ async fn an_unusable_data_directory_is_a_clear_error_and_a_failed_exit() {
 
 #[tokio::test]
 async fn the_readme_walkthrough_runs_as_written() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start = readme.find("<!-- walkthrough:start -->").expect("README has the walkthrough markers");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("README has the walkthrough markers");
     let end = readme.find("<!-- walkthrough:end -->").unwrap();
     let block = &readme[start..end];
-    let script = block.split("```sh").nth(1).and_then(|b| b.split("```").next()).expect("a sh block");
+    let script = block
+        .split("```sh")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block");
     let h = Harness::start(TestDb::sqlite().await).await;
     let output = std::process::Command::new("bash")
         .arg("-euo")
@@ -305,11 +312,25 @@ async fn the_readme_walkthrough_runs_as_written() {
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "the walkthrough failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the walkthrough failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // The plain listing shows no value; the revealed one does; events never do.
     let answers: Vec<&str> = stdout.split('\n').filter(|l| !l.is_empty()).collect();
-    assert!(stdout.contains("\"slug\":\"acme\"") && stdout.contains("\"slug\":\"web-shop\""), "{stdout}");
-    let revealed = answers.iter().find(|l| l.contains("postgres://db.internal/shop")).expect("the revealed secret");
+    assert!(
+        stdout.contains("\"slug\":\"acme\"") && stdout.contains("\"slug\":\"web-shop\""),
+        "{stdout}"
+    );
+    let revealed = answers
+        .iter()
+        .find(|l| l.contains("postgres://db.internal/shop"))
+        .expect("the revealed secret");
     assert!(revealed.contains("DATABASE_URL"));
-    assert_eq!(stdout.matches("postgres://db.internal/shop").count(), 1, "only the revealed answer shows the value: {stdout}");
+    assert_eq!(
+        stdout.matches("postgres://db.internal/shop").count(),
+        1,
+        "only the revealed answer shows the value: {stdout}"
+    );
 }

@@ -125,7 +125,12 @@ impl Server {
                     }
                     // A worker-only node has no HTTP listener.
                     if line.trim().starts_with("keywire worker running") {
-                        return Ok(Server { child, url: String::new(), stdout, stderr });
+                        return Ok(Server {
+                            child,
+                            url: String::new(),
+                            stdout,
+                            stderr,
+                        });
                     }
                 }
                 Err(_) => {

@@ -92,10 +92,52 @@ pub struct IntegrationView {
     /// Each credential field of the type (JSON pointer into `metadata`) and whether it is set.
     /// Their values are write-only.
     pub secret_fields: BTreeMap<String, SecretField>,
+    /// How its deliveries went (on single-integration and list answers).
+    pub delivery: DeliverySummary,
     /// Creation time (RFC 3339).
     pub created_at: String,
     /// Last change (RFC 3339).
     pub updated_at: String,
+}
+
+/// How an integration's deliveries went.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverySummary {
+    /// Status of its newest run: `pending`, `running`, `succeeded` or `failed`.
+    pub last_run_status: Option<String>,
+    /// When its newest run was created (RFC 3339).
+    pub last_run_at: Option<String>,
+    /// Runs delivered.
+    pub succeeded: i64,
+    /// Runs that failed for good (see `/runs?status=failed`; they can be retried).
+    pub failed: i64,
+}
+
+impl From<keywire_db::delivery::RunSummary> for DeliverySummary {
+    fn from(s: keywire_db::delivery::RunSummary) -> Self {
+        DeliverySummary {
+            last_run_status: s.last_run_status,
+            last_run_at: s.last_run_at.map(iso),
+            succeeded: s.succeeded,
+            failed: s.failed,
+        }
+    }
+}
+
+/// Fills in the delivery summary of each view (one query for all of them).
+async fn with_delivery(
+    state: &AppState,
+    ids: &[String],
+    views: &mut [IntegrationView],
+) -> Result<(), ApiError> {
+    let mut summaries = state.db.run_summaries(ids).await?;
+    for (id, view) in ids.iter().zip(views.iter_mut()) {
+        if let Some(summary) = summaries.remove(id) {
+            view.delivery = summary.into();
+        }
+    }
+    Ok(())
 }
 
 /// The state of one credential field.
@@ -421,6 +463,7 @@ fn view(
         enabled: stored.enabled,
         metadata,
         secret_fields,
+        delivery: DeliverySummary::default(),
         created_at: iso(stored.created_at),
         updated_at: iso(stored.updated_at),
     })
@@ -1299,9 +1342,11 @@ async fn list_integrations(
         .list_integrations(&ws.workspace.id, &filter, &page)
         .await?;
     let mut items = Vec::with_capacity(found.items.len());
+    let ids: Vec<String> = found.items.iter().map(|i| i.id.clone()).collect();
     for stored in found.items {
         items.push(view(&state, &ws.workspace.slug, stored)?);
     }
+    with_delivery(&state, &ids, &mut items).await?;
     Ok(web::Json(List {
         items,
         next_cursor: found.next_cursor,
@@ -1325,7 +1370,11 @@ async fn get_integration(
 ) -> Result<web::Json<IntegrationView>, ApiError> {
     let (ws, stored) = load(&state, &caller, &path).await?;
     ws.require(Authority::ReadIntegration)?;
-    Ok(web::Json(view(&state, &ws.workspace.slug, stored)?))
+    let ids = [stored.id.clone()];
+    let mut one = [view(&state, &ws.workspace.slug, stored)?];
+    with_delivery(&state, &ids, &mut one).await?;
+    let [answer] = one;
+    Ok(web::Json(answer))
 }
 
 /// Changes an integration: name, notifyOn, actions, environmentSlugs, enabled, metadata (a

@@ -6,8 +6,8 @@ pub mod health;
 pub mod integration_types;
 pub mod integrations;
 pub mod me;
-pub mod runs;
 pub mod members;
+pub mod runs;
 pub mod users;
 pub mod workspaces;
 

@@ -17,7 +17,10 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn config(cfg: &mut ServiceConfig) {
-    cfg.service(list_runs).service(retry_failed).service(get_run).service(retry_run);
+    cfg.service(list_runs)
+        .service(retry_failed)
+        .service(get_run)
+        .service(retry_run);
 }
 
 /// One delivery of one event to one integration.
@@ -141,15 +144,27 @@ pub struct Retried {
     pub retried: usize,
 }
 
-async fn integration(state: &AppState, caller: &Caller, slug: &str, authority: Authority) -> Result<(InWorkspace, StoredIntegration), ApiError> {
-    let missing = || ApiError::not_found(format!("no integration `{}`", slug.chars().take(64).collect::<String>()));
+async fn integration(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    authority: Authority,
+) -> Result<(InWorkspace, StoredIntegration), ApiError> {
+    let missing = || {
+        ApiError::not_found(format!(
+            "no integration `{}`",
+            slug.chars().take(64).collect::<String>()
+        ))
+    };
     let stored = match state.db.integration_by_slug(slug).await {
         Ok(stored) => stored,
         Err(DbError::NotFound) => return Err(missing()),
         Err(other) => return Err(other.into()),
     };
     let workspace = state.db.workspace_by_id(&stored.workspace_id).await?;
-    let ws = access::workspace(state, caller, &workspace.slug).await.map_err(|_| missing())?;
+    let ws = access::workspace(state, caller, &workspace.slug)
+        .await
+        .map_err(|_| missing())?;
     if let Some(project) = &stored.project_id
         && !ws.access.can(Authority::ReadProject, Some(project))
     {
@@ -167,14 +182,26 @@ async fn integration(state: &AppState, caller: &Caller, slug: &str, authority: A
     (status = 404, description = "No such integration", body = Problem),
 ))]
 #[get("/integrations/{integration}/runs")]
-async fn list_runs(state: web::Data<AppState>, caller: Caller, path: web::Path<String>, query: web::Query<RunQuery>) -> Result<web::Json<List<RunView>>, ApiError> {
+async fn list_runs(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<RunQuery>,
+) -> Result<web::Json<List<RunView>>, ApiError> {
     let (_, stored) = integration(&state, &caller, &path, Authority::ReadIntegration).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) if [PENDING, RUNNING, SUCCEEDED, FAILED].contains(&s) => Some(s),
-        Some(_) => return Err(ApiError::bad_request("`status` must be pending, running, succeeded or failed")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`status` must be pending, running, succeeded or failed",
+            ));
+        }
     };
-    let page = keywire_db::PageRequest { limit: query.limit, after: query.cursor.clone() };
+    let page = keywire_db::PageRequest {
+        limit: query.limit,
+        after: query.cursor.clone(),
+    };
     let runs = state.db.list_runs(&stored.id, status, &page).await?;
     Ok(web::Json(List::of(runs, RunView::from)))
 }
@@ -186,19 +213,36 @@ async fn list_runs(state: web::Data<AppState>, caller: Caller, path: web::Path<S
     (status = 404, description = "No such integration or run", body = Problem),
 ))]
 #[get("/integrations/{integration}/runs/{run}")]
-async fn get_run(state: web::Data<AppState>, caller: Caller, path: web::Path<(String, String)>) -> Result<web::Json<RunDetail>, ApiError> {
+async fn get_run(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<RunDetail>, ApiError> {
     let (slug, run_id) = path.into_inner();
     let (ws, stored) = integration(&state, &caller, &slug, Authority::ReadIntegration).await?;
     let (run, attempts) = match state.db.get_run(&stored.id, &run_id).await {
         Ok(found) => found,
-        Err(DbError::NotFound) => return Err(ApiError::not_found(format!("integration `{slug}` has no run `{}`", run_id.chars().take(64).collect::<String>()))),
+        Err(DbError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "integration `{slug}` has no run `{}`",
+                run_id.chars().take(64).collect::<String>()
+            )));
+        }
         Err(other) => return Err(other.into()),
     };
     let event = match &run.event_id {
-        Some(id) => state.db.event_by_id(&ws.workspace.id, id).await?.map(EventView::from),
+        Some(id) => state
+            .db
+            .event_by_id(&ws.workspace.id, id)
+            .await?
+            .map(EventView::from),
         None => None,
     };
-    Ok(web::Json(RunDetail { run: run.into(), attempt_log: attempts.into_iter().map(AttemptView::from).collect(), event }))
+    Ok(web::Json(RunDetail {
+        run: run.into(),
+        attempt_log: attempts.into_iter().map(AttemptView::from).collect(),
+        event,
+    }))
 }
 
 /// Puts a failed run back in the queue, due now. Its id stays, so receivers can still
@@ -210,16 +254,29 @@ async fn get_run(state: web::Data<AppState>, caller: Caller, path: web::Path<(St
     (status = 409, description = "The run has not failed", body = Problem),
 ))]
 #[post("/integrations/{integration}/runs/{run}/retry")]
-async fn retry_run(state: web::Data<AppState>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn retry_run(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (slug, run_id) = path.into_inner();
     let (_, stored) = integration(&state, &caller, &slug, Authority::UpdateIntegration).await?;
     let (run, _) = match state.db.get_run(&stored.id, &run_id).await {
         Ok(found) => found,
-        Err(DbError::NotFound) => return Err(ApiError::not_found(format!("integration `{slug}` has no run `{}`", run_id.chars().take(64).collect::<String>()))),
+        Err(DbError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "integration `{slug}` has no run `{}`",
+                run_id.chars().take(64).collect::<String>()
+            )));
+        }
         Err(other) => return Err(other.into()),
     };
     if run.status != FAILED {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_failed", format!("the run is {}; only failed runs are retried", run.status)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_failed",
+            format!("the run is {}; only failed runs are retried", run.status),
+        ));
     }
     let retried = state.db.retry_runs(&stored.id, Some(&run.id), None).await?;
     Ok(HttpResponse::Accepted().json(Retried { retried }))
@@ -233,10 +290,22 @@ async fn retry_run(state: web::Data<AppState>, caller: Caller, path: web::Path<(
     (status = 404, description = "No such integration", body = Problem),
 ))]
 #[post("/integrations/{integration}/runs/retry")]
-async fn retry_failed(state: web::Data<AppState>, caller: Caller, path: web::Path<String>, body: Body<RetryBody>) -> Result<HttpResponse, ApiError> {
+async fn retry_failed(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: Body<RetryBody>,
+) -> Result<HttpResponse, ApiError> {
     let (_, stored) = integration(&state, &caller, &path, Authority::UpdateIntegration).await?;
-    let since = chrono::DateTime::parse_from_rfc3339(&body.0.failed_since)
-        .map_err(|_| ApiError::fields(keywire_core::FieldErrors::one("/failedSince", "not an RFC 3339 time"), ""))?;
-    let retried = state.db.retry_runs(&stored.id, None, Some(since.naive_utc())).await?;
+    let since = chrono::DateTime::parse_from_rfc3339(&body.0.failed_since).map_err(|_| {
+        ApiError::fields(
+            keywire_core::FieldErrors::one("/failedSince", "not an RFC 3339 time"),
+            "",
+        )
+    })?;
+    let retried = state
+        .db
+        .retry_runs(&stored.id, None, Some(since.naive_utc()))
+        .await?;
     Ok(HttpResponse::Accepted().json(Retried { retried }))
 }
