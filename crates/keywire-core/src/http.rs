@@ -398,7 +398,7 @@ impl Reply {
         Some(wait.to_std().unwrap_or(Duration::ZERO))
     }
 
-    /// `Ok` for 2xx; otherwise an error that is retryable for 408, 425, 429 and 5xx, and carries
+    /// `Ok` for 2xx; otherwise an error that is retryable for 408, 409, 425, 429 and 5xx, and carries
     /// `Retry-After`.
     pub fn error_for_status(self) -> Result<Reply, OutboundError> {
         if self.status.is_success() {
@@ -407,7 +407,7 @@ impl Reply {
         let code = self.status.as_u16();
         Err(OutboundError::Status {
             status: code,
-            retryable: matches!(code, 408 | 425 | 429) || self.status.is_server_error(),
+            retryable: matches!(code, 408 | 409 | 425 | 429) || self.status.is_server_error(),
             retry_after: self.retry_after(),
             excerpt: self.excerpt(),
         })
@@ -444,7 +444,7 @@ pub enum OutboundError {
     Status {
         /// The status code.
         status: u16,
-        /// Whether a retry may help (408, 425, 429, 5xx).
+        /// Whether a retry may help (408, 409, 425, 429, 5xx).
         retryable: bool,
         /// The provider's `Retry-After`.
         retry_after: Option<Duration>,
@@ -579,6 +579,11 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(reply.retry_after(), Some(Duration::ZERO));
+        reply.status = StatusCode::CONFLICT;
+        assert!(
+            reply.clone().error_for_status().unwrap_err().is_retryable(),
+            "409: the receiver is busy with it"
+        );
         reply.status = StatusCode::NOT_FOUND;
         assert!(!reply.error_for_status().unwrap_err().is_retryable());
     }
