@@ -18,7 +18,7 @@ use crate::db::{transaction, with_conn};
 use crate::events::Event;
 use crate::schema::{environments, events, integrations, projects, run_attempts, runs, workspaces};
 use crate::tokens::{new_id, now};
-use crate::util::{Page, PageRequest, decode_cursor};
+use crate::util::{Page, PageRequest};
 use crate::{Backend, Db, DbError};
 
 /// Waiting for a worker.
@@ -618,23 +618,11 @@ impl Db {
         status: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Run>, DbError> {
-        let after = match &page.after {
-            None => None,
-            Some(cursor) => {
-                let key = decode_cursor(cursor)
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let (micros, id) = key
-                    .split_once('|')
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let micros: i64 = micros
-                    .parse()
-                    .map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let at = chrono::DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?
-                    .naive_utc();
-                Some((at, id.to_owned()))
-            }
-        };
+        let after = page
+            .after
+            .as_deref()
+            .map(crate::util::decode_time_cursor)
+            .transpose()?;
         let limit = page.limit();
         let rows: Vec<Run> = with_conn!(self, |conn| {
             let mut query = runs::table
@@ -658,7 +646,7 @@ impl Db {
                 .await?
         });
         Ok(Page::from_rows(rows, limit, |r| {
-            format!("{}|{}", r.created_at.and_utc().timestamp_micros(), r.id)
+            crate::util::time_key(r.created_at, &r.id)
         }))
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::db::with_conn;
 use crate::schema::events;
 use crate::tokens::{new_id, now};
-use crate::util::{Page, PageRequest, decode_cursor};
+use crate::util::{Page, PageRequest};
 use crate::{Db, DbError};
 
 /// An event row.
@@ -167,23 +167,11 @@ impl Db {
         filter: &EventFilter,
         page: &PageRequest,
     ) -> Result<Page<Event>, DbError> {
-        let after = match &page.after {
-            None => None,
-            Some(cursor) => {
-                let key = decode_cursor(cursor)
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let (micros, id) = key
-                    .split_once('|')
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let micros: i64 = micros
-                    .parse()
-                    .map_err(|_| DbError::InvalidInput("the cursor is not valid".into()))?;
-                let at = chrono::DateTime::from_timestamp_micros(micros)
-                    .ok_or_else(|| DbError::InvalidInput("the cursor is not valid".into()))?
-                    .naive_utc();
-                Some((at, id.to_owned()))
-            }
-        };
+        let after = page
+            .after
+            .as_deref()
+            .map(crate::util::decode_time_cursor)
+            .transpose()?;
         let limit = page.limit();
         let rows: Vec<Event> = with_conn!(self, |conn| {
             let mut query = events::table
@@ -216,7 +204,7 @@ impl Db {
                 .await?
         });
         Ok(Page::from_rows(rows, limit, |e| {
-            format!("{}|{}", e.created_at.and_utc().timestamp_micros(), e.id)
+            crate::util::time_key(e.created_at, &e.id)
         }))
     }
 }

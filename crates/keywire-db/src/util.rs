@@ -105,6 +105,23 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
+/// The sort key of a list ordered by time then id (newest first): `<micros>|<id>`.
+pub fn time_key(at: chrono::NaiveDateTime, id: &str) -> String {
+    format!("{}|{id}", at.and_utc().timestamp_micros())
+}
+
+/// The time and id inside a cursor made from [`time_key`].
+pub fn decode_time_cursor(cursor: &str) -> Result<(chrono::NaiveDateTime, String), crate::DbError> {
+    let invalid = || crate::DbError::InvalidInput("the cursor is not valid".into());
+    let key = decode_cursor(cursor).ok_or_else(invalid)?;
+    let (micros, id) = key.split_once('|').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let at = chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(invalid)?
+        .naive_utc();
+    Ok((at, id.to_owned()))
+}
+
 /// A page request: `limit` is clamped to 1..=200 (default 50).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageRequest {

@@ -471,7 +471,7 @@ fn view(
 
 /// The integration `slug` with the caller's rights in its workspace; 404 when it does not
 /// exist or the caller may not see it (not a member, or its project is hidden from them).
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     caller: &Caller,
     slug: &str,

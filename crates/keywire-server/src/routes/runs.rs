@@ -7,7 +7,7 @@ use keywire_db::{Authority, DbError, StoredIntegration};
 use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::access::{self, InWorkspace};
+use crate::access::InWorkspace;
 use crate::auth::Caller;
 use crate::body::Body;
 use crate::error::{ApiError, Problem};
@@ -150,26 +150,7 @@ async fn integration(
     slug: &str,
     authority: Authority,
 ) -> Result<(InWorkspace, StoredIntegration), ApiError> {
-    let missing = || {
-        ApiError::not_found(format!(
-            "no integration `{}`",
-            slug.chars().take(64).collect::<String>()
-        ))
-    };
-    let stored = match state.db.integration_by_slug(slug).await {
-        Ok(stored) => stored,
-        Err(DbError::NotFound) => return Err(missing()),
-        Err(other) => return Err(other.into()),
-    };
-    let workspace = state.db.workspace_by_id(&stored.workspace_id).await?;
-    let ws = access::workspace(state, caller, &workspace.slug)
-        .await
-        .map_err(|_| missing())?;
-    if let Some(project) = &stored.project_id
-        && !ws.access.can(Authority::ReadProject, Some(project))
-    {
-        return Err(missing());
-    }
+    let (ws, stored) = crate::routes::integrations::load(state, caller, slug).await?;
     ws.require(authority)?;
     Ok((ws, stored))
 }
