@@ -66,7 +66,58 @@ fn wanted(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     ])
 }
 
-/// Regenerates (or checks) every generated file; returns what it did, one line per file.
+/// Everything `cargo xtask codegen` does: the linking list and dependency block ([`run`]), then
+/// the integration docs, which only the linked registry can render, so they come from
+/// `keywire docs` (`cargo run -p keywire-server --bin keywire -- docs --out <root> [--check]`).
+pub fn run_all(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
+    let linking = run(root, mode);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "keywire-server",
+            "--bin",
+            "keywire",
+            "--",
+        ])
+        .arg("docs")
+        .arg("--out")
+        .arg(root)
+        .current_dir(root);
+    if mode == Mode::Check {
+        command.arg("--check");
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let docs = if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(stderr
+            .trim()
+            .strip_prefix("keywire: ")
+            .unwrap_or(stderr.trim())
+            .to_owned())
+    };
+    match (linking, docs) {
+        (Ok(mut a), Ok(b)) => {
+            a.extend(b);
+            Ok(a)
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(a), Err(b)) => Err(format!("{a}\n{b}")),
+    }
+}
+
+/// Regenerates (or checks) the linking list and the server's dependency block; returns what
+/// it did, one line per file.
 pub fn run(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     let mut stale = Vec::new();

@@ -118,6 +118,91 @@ mod tests {
     }
 
     #[test]
+    fn integration_crates_depend_on_no_workspace_crate_but_keywire_core() {
+        let meta = metadata();
+        let packages = meta["packages"].as_array().unwrap();
+        let members: BTreeSet<&str> = meta["workspace_members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let member_names: BTreeSet<&str> = packages
+            .iter()
+            .filter(|p| members.contains(p["id"].as_str().unwrap()))
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for package in packages {
+            let name = package["name"].as_str().unwrap();
+            if !name.starts_with("keywire-integration-") {
+                continue;
+            }
+            for dep in package["dependencies"].as_array().unwrap() {
+                let dep_name = dep["name"].as_str().unwrap();
+                let normal = dep["kind"].is_null();
+                assert!(
+                    !normal || dep_name == "keywire-core" || !member_names.contains(dep_name),
+                    "{name} depends on the workspace crate {dep_name}: an integration crate builds \
+                     on keywire-core only (plus its provider's client crates)"
+                );
+            }
+        }
+    }
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn rust_files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    out.push((path, text));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_integration_crate_submits_one_descriptor_and_has_the_contract_test() {
+        let root = workspace_root();
+        let crates = crate::codegen::integration_crates(&root).unwrap();
+        assert!(
+            crates.len() >= 2,
+            "expected integration crates, found {crates:?}"
+        );
+        for name in crates {
+            let dir = root.join("crates").join(&name);
+            let submits: usize = rust_files(&dir.join("src"))
+                .iter()
+                .map(|(_, text)| text.matches(concat!("inventory::", "submit!")).count())
+                .sum();
+            let describes = rust_files(&dir.join("src"))
+                .iter()
+                .any(|(_, text)| text.contains("IntegrationDescriptor::new"));
+            assert!(
+                submits == 1 && describes,
+                "{name}: its src/ must submit exactly one IntegrationDescriptor with \
+                 `inventory::submit!` (found {submits} submissions)"
+            );
+            let contract = rust_files(&dir.join("tests"))
+                .iter()
+                .any(|(_, text)| text.contains(concat!("check_descriptor", "(")));
+            assert!(
+                contract,
+                "{name}: add a test in tests/*.rs that calls `keywire_core::check_descriptor(\"<type id>\")`"
+            );
+        }
+    }
+
+    #[test]
     fn every_crate_has_a_readme_a_crate_doc_and_workspace_lints() {
         let root = workspace_root();
         let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))

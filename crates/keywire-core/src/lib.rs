@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod descriptor;
+pub mod docs;
 mod event;
 mod http;
 mod integration;
@@ -11,6 +12,7 @@ pub use descriptor::{
     IntegrationDescriptor, ScopeRule, check_descriptor, find, registry, validate_permitted_actions,
     validate_permitted_events,
 };
+pub use docs::{integration_page, integrations_table};
 pub use event::{Actor, EventData, EventSource, EventType, Severity};
 pub use http::{
     AllowRule, OutboundClient, OutboundError, OutboundPolicy, Reply, ensure_crypto_provider,

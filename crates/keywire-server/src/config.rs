@@ -18,9 +18,27 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing would only add noise"
+)]
 pub enum Command {
     /// Run the API server (the default).
     Serve(ServeArgs),
+    /// Write (or check) the generated integration docs; run by `cargo xtask codegen`.
+    #[command(hide = true)]
+    Docs(DocsArgs),
+}
+
+/// How `keywire docs` runs.
+#[derive(Debug, Clone, Args)]
+pub struct DocsArgs {
+    /// The workspace root: pages go to `<out>/docs/integrations/`, the table into `<out>/README.md`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Change nothing; fail when a page or the README table is stale.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// How `keywire serve` runs.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod delivery;
+pub mod docs;
 pub mod error;
 mod integrations;
 pub mod metrics;
@@ -136,6 +137,7 @@ pub fn openapi_document(state: web::Data<AppState>) -> serde_json::Value {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Docs(args)) => return docs::command(&args),
         None => cli.serve,
     };
     init_logging(&args.log_format);

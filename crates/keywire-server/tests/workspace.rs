@@ -30,3 +30,34 @@ fn the_registry_holds_exactly_the_integration_crates_of_the_workspace() {
         keywire_core::check_descriptor(type_id).unwrap_or_else(|p| panic!("{type_id}: {p:?}"));
     }
 }
+
+#[test]
+fn generated_integration_docs_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let all = keywire_core::registry();
+    let stale = "run `cargo xtask codegen` and commit";
+    let pages = root.join("docs/integrations");
+    for d in &all {
+        let path = pages.join(format!("{}.md", d.type_id));
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            current == keywire_core::integration_page(d),
+            "docs/integrations/{}.md is stale: {stale}",
+            d.type_id
+        );
+    }
+    for entry in std::fs::read_dir(&pages).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let type_id = name.strip_suffix(".md").unwrap_or(&name);
+        assert!(
+            all.iter().any(|d| d.type_id == type_id),
+            "docs/integrations/{name} documents no registered type: {stale}"
+        );
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let wanted = keywire_core::docs::with_integrations_table(&readme, &all).unwrap();
+    assert!(
+        readme == wanted,
+        "the integration table in README.md is stale: {stale}"
+    );
+}
