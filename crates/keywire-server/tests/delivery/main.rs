@@ -29,6 +29,14 @@ const FAST: &[(&str, &str)] = &[
     ("KEYWIRE_LEASE", "3s"),
 ];
 
+/// Settings for the crash test: a 4 s lease, so a killed node's runs return quickly.
+const CRASH: &[(&str, &str)] = &[
+    ("KEYWIRE_RETRY_SCHEDULE", "0s,300ms,300ms"),
+    ("KEYWIRE_POLL_INTERVAL", "200ms"),
+    ("KEYWIRE_ATTEMPT_TIMEOUT", "3s"),
+    ("KEYWIRE_LEASE", "4s"),
+];
+
 async fn webhook(api: &Api, ws: &str, name: &str, url: &str, scope: Value) -> String {
     let mut body = json!({
         "name": name,
@@ -479,9 +487,11 @@ async fn a_killed_server_delivers_every_accepted_change_after_restart() {
     let db = TestDb::sqlite().await;
     let url = db.url().to_owned();
     let sink = FakeServer::start(|_| {
-        FakeResponse::json(200, json!({"ok": true})).delayed(Duration::from_millis(150))
+        FakeResponse::json(200, json!({"ok": true})).delayed(Duration::from_millis(500))
     });
-    let api = Api::with_env(db, FAST);
+    // A slow sink so the kill lands mid-queue, and an attempt timeout well above it so the
+    // only duplicates are the attempts in flight at the kill.
+    let api = Api::with_env(db, CRASH);
     let ws = api.workspace("Crash").await;
     let p = api.project(&ws, "App").await;
     let hook = webhook(
@@ -518,7 +528,7 @@ async fn a_killed_server_delivers_every_accepted_change_after_restart() {
         keywire_test_support::server::ServerConfig::new(env!("CARGO_BIN_EXE_keywire"), dir.path())
             .database(Some(&url))
             .env("KEYWIRE_BOOTSTRAP_TOKEN", ADMIN);
-    let config = FAST.iter().fold(config, |c, (k, v)| c.env(k, v));
+    let config = CRASH.iter().fold(config, |c, (k, v)| c.env(k, v));
     let restarted = keywire_test_support::server::Server::start(&config);
     let http = keywire_test_support::http_client();
     let started = Instant::now();
