@@ -29,6 +29,22 @@ const FAST: &[(&str, &str)] = &[
     ("KEYWIRE_LEASE", "3s"),
 ];
 
+/// A second node on `first`'s database, with the same master key (they share the data).
+fn another_node(
+    first: &Api,
+    url: &str,
+    env: &[(&str, &str)],
+) -> (keywire_test_support::server::Server, tempfile::TempDir) {
+    let key = std::fs::read_to_string(first.dir.path().join("master.key")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        keywire_test_support::server::ServerConfig::new(env!("CARGO_BIN_EXE_keywire"), dir.path())
+            .database(Some(url))
+            .env("KEYWIRE_MASTER_KEY", key.trim());
+    let config = env.iter().fold(config, |c, (k, v)| c.env(k, v));
+    (keywire_test_support::server::Server::start(&config), dir)
+}
+
 /// Settings for the crash test: a 4 s lease, so a killed node's runs return quickly.
 const CRASH: &[(&str, &str)] = &[
     ("KEYWIRE_RETRY_SCHEDULE", "0s,300ms,300ms"),
@@ -603,18 +619,7 @@ async fn two_nodes_on_one_postgres_share_the_deliveries() {
         json!({}),
     )
     .await;
-    // The second node shares the database (and so the master key must be the same).
-    let key = std::fs::read_to_string(first.dir.path().join("master.key")).unwrap();
-    let second_dir = tempfile::tempdir().unwrap();
-    let config = keywire_test_support::server::ServerConfig::new(
-        env!("CARGO_BIN_EXE_keywire"),
-        second_dir.path(),
-    )
-    .database(Some(&url))
-    .env("KEYWIRE_MASTER_KEY", key.trim());
-    let second = keywire_test_support::server::Server::start(
-        &FAST.iter().fold(config, |c, (k, v)| c.env(k, v)),
-    );
+    let (second, _second_dir) = another_node(&first, &url, FAST);
     let http = keywire_test_support::http_client();
     let changes = 40;
     for i in 0..changes {
@@ -685,19 +690,16 @@ async fn an_api_node_wakes_a_worker_node_through_postgres_notify() {
         json!({}),
     )
     .await;
-    let key = std::fs::read_to_string(api.dir.path().join("master.key")).unwrap();
-    let worker_dir = tempfile::tempdir().unwrap();
-    let config = keywire_test_support::server::ServerConfig::new(
-        env!("CARGO_BIN_EXE_keywire"),
-        worker_dir.path(),
-    )
-    .database(Some(&url))
-    .env("KEYWIRE_MASTER_KEY", key.trim())
-    .env("KEYWIRE_ROLE", "worker")
-    .env("KEYWIRE_POLL_INTERVAL", "60s")
-    .env("KEYWIRE_LEASE", "3s")
-    .env("KEYWIRE_ATTEMPT_TIMEOUT", "1s");
-    let worker = keywire_test_support::server::Server::start(&config);
+    let (worker, _worker_dir) = another_node(
+        &api,
+        &url,
+        &[
+            ("KEYWIRE_ROLE", "worker"),
+            ("KEYWIRE_POLL_INTERVAL", "60s"),
+            ("KEYWIRE_LEASE", "3s"),
+            ("KEYWIRE_ATTEMPT_TIMEOUT", "1s"),
+        ],
+    );
     // Let the worker's first poll pass and its LISTEN connection settle.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
