@@ -125,6 +125,31 @@ fn ok_sink() -> FakeServer {
     FakeServer::start(|_| FakeResponse::json(200, json!({"ok": true})))
 }
 
+/// A sink that answers 200 after `delay`.
+fn slow_sink(delay: Duration) -> FakeServer {
+    FakeServer::start(move |_| FakeResponse::json(200, json!({"ok": true})).delayed(delay))
+}
+
+/// A workspace, a project with `dev` and `prod`, and one workspace-wide webhook to
+/// `<sink>/hook`: (project slug, integration slug).
+async fn one_hook(api: &Api, workspace: &str, sink: &FakeServer) -> (String, String) {
+    let ws = api.workspace(workspace).await;
+    let project = api.project(&ws, "App").await;
+    let hook = webhook(api, &ws, "hook", &format!("{}/hook", sink.url()), json!({})).await;
+    (project, hook)
+}
+
+/// How many times the sink received each run (by `webhook-id`).
+fn deliveries_per_run(sink: &FakeServer) -> BTreeMap<String, usize> {
+    let mut per_run = BTreeMap::new();
+    for r in sink.requests() {
+        *per_run
+            .entry(r.header("webhook-id").unwrap().to_owned())
+            .or_default() += 1;
+    }
+    per_run
+}
+
 #[tokio::test]
 async fn each_scope_hears_exactly_its_events() {
     for db in TestDb::all().await {
@@ -502,22 +527,11 @@ async fn rejected_changes_and_disabled_integrations_deliver_nothing() {
 async fn a_killed_server_delivers_every_accepted_change_after_restart() {
     let db = TestDb::sqlite().await;
     let url = db.url().to_owned();
-    let sink = FakeServer::start(|_| {
-        FakeResponse::json(200, json!({"ok": true})).delayed(Duration::from_millis(500))
-    });
+    let sink = slow_sink(Duration::from_millis(500));
     // A slow sink so the kill lands mid-queue, and an attempt timeout well above it so the
     // only duplicates are the attempts in flight at the kill.
     let api = Api::with_env(db, CRASH);
-    let ws = api.workspace("Crash").await;
-    let p = api.project(&ws, "App").await;
-    let hook = webhook(
-        &api,
-        &ws,
-        "hook",
-        &format!("{}/hook", sink.url()),
-        json!({}),
-    )
-    .await;
+    let (p, hook) = one_hook(&api, "Crash", &sink).await;
     let mut accepted = 0;
     for i in 0..20 {
         set_secret(&api, &p, &format!("KEY_{i}"), "dev", "v").await;
@@ -573,13 +587,7 @@ async fn a_killed_server_delivers_every_accepted_change_after_restart() {
         all.iter().all(|r| r["status"] == "succeeded"),
         "nothing stuck: {all:?}"
     );
-    let requests = sink.requests();
-    let mut per_run: BTreeMap<String, usize> = BTreeMap::new();
-    for r in &requests {
-        *per_run
-            .entry(r.header("webhook-id").unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let per_run = deliveries_per_run(&sink);
     assert_eq!(
         per_run.len(),
         accepted,
@@ -605,20 +613,9 @@ async fn two_nodes_on_one_postgres_share_the_deliveries() {
         return;
     };
     let url = db.url().to_owned();
-    let sink = FakeServer::start(|_| {
-        FakeResponse::json(200, json!({"ok": true})).delayed(Duration::from_millis(20))
-    });
+    let sink = slow_sink(Duration::from_millis(20));
     let first = Api::with_env(db, FAST);
-    let ws = first.workspace("Cluster").await;
-    let p = first.project(&ws, "App").await;
-    let hook = webhook(
-        &first,
-        &ws,
-        "hook",
-        &format!("{}/hook", sink.url()),
-        json!({}),
-    )
-    .await;
+    let (p, hook) = one_hook(&first, "Cluster", &sink).await;
     let (second, _second_dir) = another_node(&first, &url, FAST);
     let http = keywire_test_support::http_client();
     let changes = 40;
@@ -642,12 +639,7 @@ async fn two_nodes_on_one_postgres_share_the_deliveries() {
     let all = settled(&first, &hook, changes, Duration::from_secs(30)).await;
     assert_eq!(all.len(), changes);
     assert!(all.iter().all(|r| r["status"] == "succeeded"), "{all:?}");
-    let mut per_run: BTreeMap<String, usize> = BTreeMap::new();
-    for r in sink.requests() {
-        *per_run
-            .entry(r.header("webhook-id").unwrap().to_owned())
-            .or_default() += 1;
-    }
+    let per_run = deliveries_per_run(&sink);
     assert_eq!(per_run.len(), changes, "every run delivered");
     let duplicates: usize = per_run.values().map(|n| n - 1).sum();
     assert_eq!(duplicates, 0, "no node died, so no run is sent twice");
@@ -680,16 +672,7 @@ async fn an_api_node_wakes_a_worker_node_through_postgres_notify() {
     ];
     let sink = ok_sink();
     let api = Api::with_env(db, &slow_poll);
-    let ws = api.workspace("Split").await;
-    let p = api.project(&ws, "App").await;
-    let hook = webhook(
-        &api,
-        &ws,
-        "hook",
-        &format!("{}/hook", sink.url()),
-        json!({}),
-    )
-    .await;
+    let (p, hook) = one_hook(&api, "Split", &sink).await;
     let (worker, _worker_dir) = another_node(
         &api,
         &url,
