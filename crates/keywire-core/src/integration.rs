@@ -104,7 +104,15 @@ pub trait Integration: Send + Sync + 'static {
         ))
     }
 
-    /// Removes what the integration wrote at the target, when it is deleted with cleanup.
+    /// The infrastructure half: how to read, write and delete keys at the target. Core's sync
+    /// engine ([`crate::sync`]) computes what to write; `None` for communication types.
+    fn sync_target(&self) -> Option<&dyn crate::sync::SyncTarget> {
+        None
+    }
+
+    /// Removes what the integration wrote at the target, when it is deleted with cleanup
+    /// (infrastructure types need not: core deletes every key it recorded through
+    /// [`Integration::sync_target`]).
     async fn remove(&self, ctx: &Context) -> Result<(), IntegrationError> {
         let _ = ctx;
         Ok(())

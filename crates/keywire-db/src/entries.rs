@@ -931,6 +931,66 @@ impl Db {
         })
     }
 
+    /// The current value, in clear, of every entry of a project in these environments: the
+    /// desired state of a sync. (kind, key, environment id, value), sorted by kind and key.
+    ///
+    /// # Errors
+    ///
+    /// A secret that does not decrypt (naming key, environment and version), or any [`DbError`].
+    pub async fn current_values(
+        &self,
+        project_id: &str,
+        environment_ids: &[String],
+        cipher: &Cipher,
+    ) -> Result<Vec<(EntryKind, String, String, String)>, DbError> {
+        if environment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rows, versions) = with_conn!(self, |conn| {
+            let rows: Vec<Entry> = entries::table
+                .filter(entries::project_id.eq(project_id))
+                .order((entries::kind.asc(), entries::key.asc()))
+                .select(Entry::as_select())
+                .load(conn)
+                .await?;
+            let ids: Vec<String> = rows.iter().map(|e| e.id.clone()).collect();
+            let versions: Vec<CurrentRow> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                current_versions!(conn, &ids)
+            };
+            (rows, versions)
+        });
+        let entries: HashMap<&str, &Entry> = rows.iter().map(|e| (e.id.as_str(), e)).collect();
+        let wanted: Vec<&CurrentRow> = versions
+            .iter()
+            .filter(|v| environment_ids.contains(&v.1))
+            .collect();
+        let row_ids: Vec<String> = wanted.iter().map(|v| v.2.clone()).collect();
+        let mut stored: HashMap<String, String> =
+            self.stored_values(&row_ids).await?.into_iter().collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (entry_id, environment_id, row_id, version, _, _, slug) in wanted {
+            let (Some(entry), Some(value)) =
+                (entries.get(entry_id.as_str()), stored.remove(row_id))
+            else {
+                continue;
+            };
+            let Some(kind) = EntryKind::parse(&entry.kind) else {
+                continue;
+            };
+            let place = Place {
+                key: &entry.key,
+                environment: slug,
+                version: *version,
+            };
+            let clear = clear_value(kind, cipher, row_id, value, &place)?;
+            out.push((kind, entry.key.clone(), environment_id.clone(), clear));
+        }
+        out.sort_by(|a, b| (a.0.as_str(), &a.1, &a.2).cmp(&(b.0.as_str(), &b.1, &b.2)));
+        Ok(out)
+    }
+
     /// The entry `key` and the id of the environment `environment` of a project.
     async fn entry_and_environment(
         &self,

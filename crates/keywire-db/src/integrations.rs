@@ -23,8 +23,11 @@ use serde_json::{Value, json};
 
 use crate::crypto::Cipher;
 use crate::db::{transaction, with_conn};
+use crate::delivery::enqueue_sync_on;
 use crate::events::{Event, record_event};
-use crate::schema::{environments, integration_environments, integrations, projects};
+use crate::schema::{
+    environments, integration_environments, integration_sync, integrations, projects,
+};
 use crate::tokens::{new_id, now};
 use crate::util::{Page, PageRequest, decode_cursor, encode_cursor, first_free_slug, slugify};
 use crate::{Db, DbError, Environment, Project, Workspace};
@@ -70,6 +73,9 @@ pub struct StoredIntegration {
     pub created_at: NaiveDateTime,
     /// Last change (UTC).
     pub updated_at: NaiveDateTime,
+    /// Sync settings JSON (infrastructure types): key template, conflict policy, and a target
+    /// per environment id.
+    pub sync_settings: Option<String>,
     sealed_metadata: String,
 }
 
@@ -159,6 +165,7 @@ impl Row {
             created_by: self.created_by,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            sync_settings: None,
             sealed_metadata: self.metadata,
         }
     }
@@ -185,6 +192,8 @@ pub struct NewIntegration<'a> {
     pub metadata: &'a Value,
     /// Whether it receives anything.
     pub enabled: bool,
+    /// Sync settings JSON (infrastructure types).
+    pub sync_settings: Option<&'a str>,
 }
 
 /// Changes to an integration; `None` leaves a field as it is. The type and the project never
@@ -203,19 +212,22 @@ pub struct IntegrationChanges {
     pub enabled: Option<bool>,
     /// The complete new metadata (the caller merges a patch into the stored value first).
     pub metadata: Option<Value>,
+    /// New sync settings JSON (infrastructure types).
+    pub sync_settings: Option<String>,
 }
 
 impl IntegrationChanges {
     /// The names of the fields this changes, for the event payload.
     fn field_names(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let fields: [(&'static str, bool); 6] = [
+        let fields: [(&'static str, bool); 7] = [
             ("name", self.name.is_some()),
             ("notifyOn", self.notify_on.is_some()),
             ("actions", self.actions.is_some()),
             ("environmentSlugs", self.environments.is_some()),
             ("enabled", self.enabled.is_some()),
             ("metadata", self.metadata.is_some()),
+            ("sync", self.sync_settings.is_some()),
         ];
         for (name, set) in fields {
             if set {
@@ -444,6 +456,19 @@ impl Db {
                     event = event.project(&project.id);
                 }
                 record_event!(conn, &event);
+                if let Some(settings) = new.sync_settings {
+                    diesel::insert_into(integration_sync::table)
+                        .values((
+                            integration_sync::integration_id.eq(&id),
+                            integration_sync::settings.eq(settings),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                // A new infrastructure integration starts with a full sync.
+                if row.category == "infrastructure" && row.enabled {
+                    enqueue_sync_on(&mut *conn, &id).await?;
+                }
                 Ok(row)
             });
             match result {
@@ -457,7 +482,9 @@ impl Db {
                 other => break other?,
             }
         };
-        Ok(created.into_stored(new.project.map(|p| p.slug.clone()), environments))
+        let mut stored = created.into_stored(new.project.map(|p| p.slug.clone()), environments);
+        stored.sync_settings = new.sync_settings.map(str::to_owned);
+        Ok(stored)
     }
 
     /// The integration with this slug.
@@ -623,7 +650,12 @@ impl Db {
         let project_ids: Vec<String> = rows.iter().filter_map(|r| r.project_id.clone()).collect();
         /// (integration id, environment id, environment slug).
         type Scoped = Vec<(String, String, String)>;
-        let (projects, scoped): (Vec<(String, String)>, Scoped) = with_conn!(self, |conn| {
+        #[allow(clippy::type_complexity)]
+        let (projects, scoped, settings): (
+            Vec<(String, String)>,
+            Scoped,
+            Vec<(String, String)>,
+        ) = with_conn!(self, |conn| {
             let projects = if project_ids.is_empty() {
                 Vec::new()
             } else {
@@ -644,9 +676,15 @@ impl Db {
                 ))
                 .load(conn)
                 .await?;
-            (projects, scoped)
+            let settings: Vec<(String, String)> = integration_sync::table
+                .filter(integration_sync::integration_id.eq_any(&ids))
+                .select((integration_sync::integration_id, integration_sync::settings))
+                .load(conn)
+                .await?;
+            (projects, scoped, settings)
         });
         let projects: HashMap<String, String> = projects.into_iter().collect();
+        let mut settings: HashMap<String, String> = settings.into_iter().collect();
         let mut by_integration: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for (integration, id, slug) in scoped {
             by_integration
@@ -662,7 +700,10 @@ impl Db {
                     .as_ref()
                     .and_then(|p| projects.get(p).cloned());
                 let environments = by_integration.remove(&row.id).unwrap_or_default();
-                row.into_stored(project_slug, environments)
+                let sync_settings = settings.remove(&row.id);
+                let mut stored = row.into_stored(project_slug, environments);
+                stored.sync_settings = sync_settings;
+                stored
             })
             .collect())
     }
@@ -717,6 +758,17 @@ impl Db {
             updated.sealed_metadata =
                 cipher.seal(metadata.to_string().as_bytes(), &aad(&current.id));
         }
+        if let Some(settings) = &changes.sync_settings {
+            updated.sync_settings = Some(settings.clone());
+        }
+        // What the target should hold may have changed: resync (coalesced with any waiting).
+        let resync = updated.category == "infrastructure"
+            && updated.enabled
+            && (changes.metadata.is_some()
+                || changes.environments.is_some()
+                || changes.sync_settings.is_some()
+                || changes.actions.is_some()
+                || changes.enabled == Some(true));
         updated.updated_at = now();
         let changed = changes.field_names();
         transaction!(self, |conn| {
@@ -803,6 +855,21 @@ impl Db {
                 event = event.project(project);
             }
             record_event!(conn, &event);
+            if let Some(settings) = &changes.sync_settings {
+                diesel::delete(integration_sync::table.find(&current.id))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(integration_sync::table)
+                    .values((
+                        integration_sync::integration_id.eq(&current.id),
+                        integration_sync::settings.eq(settings),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            if resync {
+                enqueue_sync_on(&mut *conn, &current.id).await?;
+            }
             Ok(())
         })?;
         Ok(updated)
@@ -894,6 +961,7 @@ mod tests {
                 environments: &shop_envs,
                 metadata: &metadata,
                 enabled: true,
+                sync_settings: None,
             };
             let created = db
                 .create_integration(&acme, &new, &cipher, &actor)

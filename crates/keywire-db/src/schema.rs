@@ -334,6 +334,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Sync settings of an infrastructure integration (JSON).
+    integration_sync (integration_id) {
+        /// The integration.
+        integration_id -> Text,
+        /// `{"keyTemplate", "onConflict", "targets": {environment id: target}}`.
+        settings -> Text,
+    }
+}
+
+diesel::table! {
+    /// What keywire wrote at an integration's target, per target key.
+    sync_records (integration_id, scope, key) {
+        /// The integration.
+        integration_id -> Text,
+        /// Where at the target.
+        scope -> Text,
+        /// The target key.
+        key -> Text,
+        /// The environment whose value it is.
+        environment_id -> Text,
+        /// `secret` or `variable`.
+        kind -> Text,
+        /// Keyed hash of the value; NULL while a write is in flight.
+        value_hash -> Nullable<Text>,
+        /// Last write (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(workspace_roles -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> workspaces (workspace_id));
 diesel::joinable!(workspace_members -> users (user_id));
@@ -350,6 +380,8 @@ diesel::joinable!(integration_environments -> environments (environment_id));
 diesel::joinable!(runs -> integrations (integration_id));
 diesel::joinable!(run_attempts -> runs (run_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    integration_sync,
+    sync_records,
     users,
     api_tokens,
     workspaces,

@@ -11,7 +11,7 @@ use keywire_db::{
 };
 use keywire_test_support::TestDb;
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 18] = [
     "api_tokens",
     "encryption_keys",
     "entries",
@@ -19,11 +19,13 @@ const TABLES: [&str; 16] = [
     "environments",
     "events",
     "integration_environments",
+    "integration_sync",
     "integrations",
     "member_roles",
     "projects",
     "run_attempts",
     "runs",
+    "sync_records",
     "users",
     "workspace_members",
     "workspace_roles",

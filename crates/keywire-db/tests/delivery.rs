@@ -63,6 +63,7 @@ async fn setup(
                 environments: &[],
                 metadata: &json!({"url": "http://127.0.0.1:9/x", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
                 enabled: true,
+                sync_settings: None,
             },
             cipher,
             &owner,

@@ -236,15 +236,10 @@ impl Worker {
             }
         };
         let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
+        // Every credential string, maps and lists of credentials included.
         let secrets: Vec<String> = descriptor
-            .secret_fields()
-            .iter()
-            .filter_map(|p| {
-                metadata
-                    .pointer(p)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
+            .secret_values(&metadata)
+            .into_iter()
             .filter(|s| !s.is_empty())
             .collect();
         let integration = match descriptor.build(&metadata) {
@@ -259,6 +254,31 @@ impl Worker {
                 );
             }
         };
+        let ctx = Context {
+            http: self.state.http.clone(),
+            public_url: self.state.public_url.clone(),
+        };
+        if claimed.run.kind == "sync" {
+            let outcome = match tokio::time::timeout(
+                self.config.attempt_timeout,
+                self.sync(&claimed.target.slug, integration.as_ref(), &ctx),
+            )
+            .await
+            {
+                Err(_) => Attempt::Timeout,
+                Ok(Ok(summary)) => Attempt::Delivered(None, summary),
+                Ok(Err(err)) => {
+                    let err = err.into_integration_error();
+                    if err.is_retryable() {
+                        Attempt::Retryable(err)
+                    } else {
+                        let status = err.status();
+                        Attempt::Permanent(err.to_string(), status)
+                    }
+                }
+            };
+            return (outcome, secrets);
+        }
         let Some(event) = &claimed.event else {
             return (
                 Attempt::Permanent("the run has no event to deliver".into(), None),
@@ -270,10 +290,6 @@ impl Worker {
                 Attempt::Permanent("the event is not readable".into(), None),
                 secrets,
             );
-        };
-        let ctx = Context {
-            http: self.state.http.clone(),
-            public_url: self.state.public_url.clone(),
         };
         let attempt = u32::try_from(claimed.run.attempts).unwrap_or(u32::MAX);
         let delivery = Delivery {
@@ -296,6 +312,25 @@ impl Worker {
             }
         };
         (outcome, secrets)
+    }
+}
+
+impl Worker {
+    /// A sync run: the integration as stored now (its mapping, actions and settings), planned
+    /// and applied by [`crate::sync::run`].
+    async fn sync(
+        &self,
+        slug: &str,
+        integration: &dyn keywire_core::Integration,
+        ctx: &Context,
+    ) -> Result<String, crate::sync::SyncError> {
+        let stored = self
+            .state
+            .db
+            .integration_by_slug(slug)
+            .await
+            .map_err(|err| crate::sync::SyncError::Storage(format!("keywire's database: {err}")))?;
+        crate::sync::run(&self.state, &stored, integration, ctx).await
     }
 }
 
