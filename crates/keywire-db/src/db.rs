@@ -64,6 +64,30 @@ pub(crate) use with_conn;
 /// failing when a read lock cannot be upgraded; on PostgreSQL it is a plain `READ COMMITTED`
 /// transaction.
 macro_rules! transaction {
+    // Without the commit signal: for transactions that create nothing a worker should look at
+    // (a claim), so that workers do not wake each other up forever.
+    (quiet: $db:expr, |$conn:ident| $body:expr) => {{
+        let db: &$crate::Db = $db;
+        match db.pools() {
+            $crate::db::Pools::Pg(pool) => {
+                let mut pooled = db.acquire(pool.get()).await?;
+                let conn: &mut ::diesel_async::AsyncPgConnection = &mut pooled;
+                ::diesel_async::AsyncConnection::transaction(
+                    conn,
+                    async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
+                )
+                .await
+            }
+            $crate::db::Pools::Sqlite(pool) => {
+                let mut pooled = db.acquire(pool.get()).await?;
+                let conn: &mut $crate::db::SqliteConn = &mut pooled;
+                conn.immediate_transaction(
+                    async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
+                )
+                .await
+            }
+        }
+    }};
     ($db:expr, |$conn:ident| $body:expr) => {{
         let db: &$crate::Db = $db;
         match db.pools() {

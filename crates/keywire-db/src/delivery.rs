@@ -20,6 +20,7 @@ use crate::schema::{environments, events, integrations, projects, run_attempts, 
 use crate::tokens::{new_id, now};
 use crate::util::{Page, PageRequest};
 use crate::{Backend, Db, DbError};
+use keywire_core::EventType;
 
 /// Waiting for a worker.
 pub const PENDING: &str = "pending";
@@ -185,6 +186,10 @@ macro_rules! define_fan_out {
             async fn fan_out(&mut self, event: &Event) -> Result<usize, DbError>;
             /// Tells other nodes, on commit, that runs are waiting (PostgreSQL `NOTIFY`).
             async fn announce_runs(&mut self) -> Result<(), DbError>;
+            /// A sync run for an infrastructure integration, unless one is already waiting to
+            /// start (it reads the current state when it runs, so it covers this change too).
+            /// Returns the run's id and whether it is new. Does not announce.
+            async fn enqueue_sync(&mut self, integration_id: &str, event_id: Option<&str>) -> Result<(String, bool), DbError>;
         }
         $(
         impl FanOut for $conn_ty {
@@ -205,7 +210,10 @@ macro_rules! define_fan_out {
                     .await?;
                 let hearing: Vec<&Candidate> = candidates
                     .iter()
-                    .filter(|(_, _, notify_on, _)| {
+                    .filter(|(_, category, notify_on, _)| {
+                        // A deleted environment always resyncs the infrastructure integrations
+                        // mapped to it, so what it put at the target goes with it.
+                        (category == "infrastructure" && event.event_type == EventType::EnvironmentDeleted.as_str()) ||
                         serde_json::from_str::<Vec<String>>(notify_on).unwrap_or_default().iter().any(|t| *t == event.event_type)
                     })
                     .collect();
@@ -231,24 +239,17 @@ macro_rules! define_fan_out {
                     {
                         continue;
                     }
-                    let infrastructure = category == "infrastructure";
-                    if infrastructure {
-                        let waiting: i64 = runs::table
-                            .filter(runs::integration_id.eq(id))
-                            .filter(runs::status.eq(PENDING))
-                            .filter(runs::attempts.eq(0))
-                            .count()
-                            .get_result(conn)
-                            .await?;
-                        if waiting > 0 {
-                            continue;
+                    if category == "infrastructure" {
+                        if conn.enqueue_sync(id, Some(&event.id)).await?.1 {
+                            inserted += 1;
                         }
+                        continue;
                     }
                     let run = Run {
                         id: new_id(),
                         integration_id: id.clone(),
                         event_id: Some(event.id.clone()),
-                        kind: if infrastructure { "sync" } else { "event" }.to_owned(),
+                        kind: "event".to_owned(),
                         status: PENDING.to_owned(),
                         attempts: 0,
                         next_attempt_at: at,
@@ -270,12 +271,71 @@ macro_rules! define_fan_out {
             async fn announce_runs(&mut self) -> Result<(), DbError> {
                 announce(self).await
             }
+
+            async fn enqueue_sync(&mut self, integration_id: &str, event_id: Option<&str>) -> Result<(String, bool), DbError> {
+                let conn = self;
+                let waiting: Option<String> = runs::table
+                    .filter(runs::integration_id.eq(integration_id))
+                    .filter(runs::status.eq(PENDING))
+                    .filter(runs::attempts.eq(0))
+                    .select(runs::id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some(id) = waiting {
+                    return Ok((id, false));
+                }
+                let at = now();
+                // A sync for an event waits a moment, so a burst of changes shares one sync.
+                let due = match event_id {
+                    Some(_) => at + chrono::Duration::from_std(sync_debounce()).unwrap_or_default(),
+                    None => at,
+                };
+                let run = Run {
+                    id: new_id(),
+                    integration_id: integration_id.to_owned(),
+                    event_id: event_id.map(str::to_owned),
+                    kind: "sync".to_owned(),
+                    status: PENDING.to_owned(),
+                    attempts: 0,
+                    next_attempt_at: due,
+                    lease_owner: None,
+                    lease_expires_at: None,
+                    last_error: None,
+                    created_at: at,
+                    finished_at: None,
+                };
+                diesel::insert_into(runs::table).values(&run).execute(conn).await?;
+                Ok((run.id, true))
+            }
         }
         )*
     };
 }
 
 define_fan_out!(diesel_async::AsyncPgConnection, crate::db::SqliteConn);
+
+static SYNC_DEBOUNCE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+/// How long a sync queued by an event waits before it may start, so that a burst of changes
+/// (a bulk import, a script) is carried by one sync: changes made meanwhile coalesce into it.
+/// Process-wide; default 1 s (`KEYWIRE_SYNC_DEBOUNCE`).
+pub fn set_sync_debounce(delay: Duration) {
+    let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    std::sync::atomic::AtomicU64::store(
+        &SYNC_DEBOUNCE_MS,
+        ms,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// See [`set_sync_debounce`].
+pub fn sync_debounce() -> Duration {
+    Duration::from_millis(std::sync::atomic::AtomicU64::load(
+        &SYNC_DEBOUNCE_MS,
+        std::sync::atomic::Ordering::Relaxed,
+    ))
+}
 
 /// The `LISTEN`/`NOTIFY` channel that tells nodes runs are waiting.
 pub const RUNS_CHANNEL: &str = "keywire_runs";
@@ -346,7 +406,9 @@ impl Db {
             p2 = self.placeholder(2),
         );
         let postgres = self.backend() == Backend::Postgres;
-        let claimed: Vec<Run> = transaction!(self, |conn| {
+        // Quiet: a claim must not wake the other workers, or idle workers would wake each
+        // other forever.
+        let claimed: Vec<Run> = transaction!(quiet: self, |conn| {
             // PostgreSQL skips rows other workers hold; SQLite has one writer at a time anyway.
             let due: Vec<Due> = if postgres {
                 diesel::sql_query(&sql)
@@ -845,4 +907,16 @@ impl Db {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
+}
+
+/// Enqueues a sync on either connection type (see [`FanOut::enqueue_sync`]).
+pub(crate) async fn enqueue_sync_on<C: FanOut>(
+    conn: &mut C,
+    integration_id: &str,
+) -> Result<(String, bool), DbError> {
+    let queued = conn.enqueue_sync(integration_id, None).await?;
+    if queued.1 {
+        conn.announce_runs().await?;
+    }
+    Ok(queued)
 }
