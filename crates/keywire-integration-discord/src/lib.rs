@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use keywire_core::message::{self, truncate};
 use keywire_core::schemars::JsonSchema;
 use keywire_core::{
     Context, Delivery, EventData, FieldErrors, Integration, IntegrationDescriptor,
-    IntegrationError, Metadata, Method, OutboundError, Outcome, Secret, Severity, Url, async_trait,
+    IntegrationError, Metadata, Method, OutboundError, Outcome, Secret, Url, async_trait,
     inventory,
 };
 use serde::Deserialize;
@@ -27,6 +28,8 @@ const FIELDS_MAX: usize = 25;
 const FIELD_NAME_MAX: usize = 256;
 const FIELD_VALUE_MAX: usize = 1024;
 const EMBED_TOTAL_MAX: usize = 6000;
+/// Discord allows 4096; a summary needs far less.
+const DESCRIPTION_MAX: usize = 512;
 
 /// Metadata of a Discord integration.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -107,72 +110,22 @@ impl From<DiscordMetadata> for Discord {
     }
 }
 
-/// Cuts `text` to at most `max` characters, ending with `…` when it had to cut.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-fn colour(severity: Severity) -> u32 {
-    match severity {
-        Severity::Info => 0x3B82F6,
-        Severity::Warn => 0xF59E0B,
-        Severity::Error => 0xEF4444,
-    }
-}
-
-fn plain(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(plain).collect();
-            (!parts.is_empty()).then(|| parts.join(", "))
-        }
-        _ => None,
-    }
-}
-
-/// The embed for one event: facts as fields, within Discord's limits.
+/// The embed for one event: the shared [`message`] rendering, facts as fields, within Discord's
+/// limits (truncating with an ellipsis rather than failing).
 pub fn render(event: &EventData, public_url: Option<&str>) -> Value {
-    let mut fields: Vec<(String, String, bool)> = vec![
-        ("Event".into(), format!("`{}`", event.event_type), true),
-        ("Workspace".into(), event.workspace.clone(), true),
-    ];
-    if let Some(project) = &event.project {
-        fields.push(("Project".into(), project.clone(), true));
-    }
-    if !event.environments.is_empty() {
-        fields.push(("Environments".into(), event.environments.join(", "), true));
-    }
-    fields.push(("By".into(), event.actor.name.clone(), true));
-    if let Some(details) = event.payload.as_object() {
-        for (key, value) in details {
-            if let Some(text) = plain(value).filter(|t| !t.is_empty()) {
-                fields.push((key.clone(), text, true));
-            }
-        }
-    }
+    let message = message::render(event, public_url);
     let mut budget = EMBED_TOTAL_MAX;
-    let title = truncate(&event.title, TITLE_MAX);
-    let description = truncate(
-        &format!("{} in workspace **{}**", event.event_type, event.workspace),
-        512,
-    );
-    budget -= title.chars().count() + description.chars().count() + "keywire".len();
+    let title = truncate(&message.headline, TITLE_MAX);
+    let description = truncate(&message.summary, DESCRIPTION_MAX);
+    let footer = message::SENDER;
+    budget -= title.chars().count() + description.chars().count() + footer.len();
     let mut rendered = Vec::new();
-    for (name, value, inline) in fields.into_iter().take(FIELDS_MAX) {
-        let name = truncate(&name, FIELD_NAME_MAX);
+    // The embed's own timestamp shows when; the other facts become fields.
+    let facts = message.facts.iter().filter(|f| f.name != "When");
+    for fact in facts.take(FIELDS_MAX) {
+        let name = truncate(&fact.name, FIELD_NAME_MAX);
         let value = truncate(
-            &value,
+            &fact.value,
             FIELD_VALUE_MAX.min(budget.saturating_sub(name.chars().count())),
         );
         let cost = name.chars().count() + value.chars().count();
@@ -180,24 +133,20 @@ pub fn render(event: &EventData, public_url: Option<&str>) -> Value {
             break;
         }
         budget -= cost;
-        rendered.push(json!({"name": name, "value": value, "inline": inline}));
+        rendered.push(json!({"name": name, "value": value, "inline": true}));
     }
     let mut embed = json!({
         "title": title,
         "description": description,
-        "color": colour(event.severity),
+        "color": message.colour,
         "fields": rendered,
-        "timestamp": event.created_at.to_rfc3339(),
-        "footer": {"text": "keywire"},
+        "timestamp": message.timestamp.to_rfc3339(),
+        "footer": {"text": footer},
     });
-    if let Some(base) = public_url {
-        embed["url"] = json!(format!(
-            "{}/api/v1/workspaces/{}/events",
-            base.trim_end_matches('/'),
-            event.workspace
-        ));
+    if let Some(link) = message.link {
+        embed["url"] = json!(link);
     }
-    json!({"username": "keywire", "embeds": [embed], "allowed_mentions": {"parse": []}})
+    json!({"username": message::SENDER, "embeds": [embed], "allowed_mentions": {"parse": []}})
 }
 
 /// Discord puts the wait in the body of a 429 too (`retry_after`, seconds).
