@@ -6,7 +6,8 @@ use serde_json::Value;
 use crate::event::EventType;
 use crate::integration::Integration;
 use crate::metadata::{
-    FieldError, FieldErrors, Metadata, parse_metadata, schema_of, secret_pointers,
+    FieldError, FieldErrors, Metadata, Secret, parse_metadata, schema_of, secret_pointers,
+    secret_values,
 };
 
 /// Infrastructure action: write values that differ at the target.
@@ -90,6 +91,8 @@ pub struct IntegrationDescriptor {
     pub scope: ScopeRule,
     metadata_schema: fn() -> Value,
     example_metadata: fn() -> Value,
+    complete: fn(&mut Value) -> Vec<(String, Secret)>,
+    on_update: fn(Option<&Value>, &mut Value),
     build: fn(&Value) -> Result<Box<dyn Integration>, FieldErrors>,
 }
 
@@ -115,6 +118,8 @@ impl IntegrationDescriptor {
             scope: ScopeRule::ANY,
             metadata_schema: schema_of::<M>,
             example_metadata: M::example,
+            complete: M::complete,
+            on_update: M::on_update,
             build: build_integration::<M, I>,
         }
     }
@@ -158,7 +163,34 @@ impl IntegrationDescriptor {
         secret_pointers(&self.metadata_schema())
     }
 
+    /// Credential values in `metadata` (strings at credential pointers, and inside credential
+    /// maps and lists), longest first: what to scrub from provider answers and errors.
+    pub fn secret_values(&self, metadata: &Value) -> Vec<String> {
+        secret_values(metadata, &self.metadata_schema())
+    }
+
+    /// Fills in the fields keywire generates for a new integration (see
+    /// [`Metadata::complete`]); returns each generated credential with its pointer, to be shown
+    /// once. Only a JSON object is completed.
+    pub fn complete_metadata(&self, metadata: &mut Value) -> Vec<(String, Secret)> {
+        if metadata.is_object() {
+            (self.complete)(metadata)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Updates keywire-managed fields of metadata being written (see [`Metadata::on_update`]):
+    /// `previous` is the stored metadata, `None` on create. Only a JSON object is touched.
+    pub fn update_metadata(&self, previous: Option<&Value>, metadata: &mut Value) {
+        if metadata.is_object() {
+            (self.on_update)(previous, metadata);
+        }
+    }
+
     /// Parses metadata and builds the integration; errors point into the metadata object.
+    /// Fields the type generates at creation ([`Metadata::complete`]) may be absent: they are
+    /// filled in on a copy with throwaway values (what a dry run of a create body needs).
     pub fn build(&self, metadata: &Value) -> Result<Box<dyn Integration>, FieldErrors> {
         (self.build)(metadata)
     }
@@ -175,7 +207,11 @@ impl std::fmt::Debug for IntegrationDescriptor {
 fn build_integration<M: Metadata, I: Integration + From<M>>(
     metadata: &Value,
 ) -> Result<Box<dyn Integration>, FieldErrors> {
-    let parsed = parse_metadata::<M>(metadata)?;
+    let mut completed = metadata.clone();
+    if completed.is_object() {
+        M::complete(&mut completed);
+    }
+    let parsed = parse_metadata::<M>(&completed)?;
     Ok(Box::new(I::from(parsed)))
 }
 
@@ -278,6 +314,50 @@ fn clip(s: &str) -> String {
     clipped
 }
 
+/// The generation hook's contract: nothing to generate for the (complete) example; with the
+/// credential fields left out, whatever is generated is a credential field, is filled in, builds,
+/// and is not generated again.
+fn check_generated(d: &IntegrationDescriptor, example: &Value, problems: &mut Vec<String>) {
+    let mut complete = example.clone();
+    if !d.complete_metadata(&mut complete).is_empty() || complete != *example {
+        problems.push("complete() changes the example metadata, which is already complete".into());
+    }
+    let secrets = d.secret_fields();
+    let mut bare = example.clone();
+    if let Some(map) = bare.as_object_mut() {
+        map.retain(|name, _| {
+            !secrets.contains(&format!("/{}", name.replace('~', "~0").replace('/', "~1")))
+        });
+    }
+    let generated = d.complete_metadata(&mut bare);
+    for (pointer, _) in &generated {
+        if !secrets.contains(pointer) {
+            problems.push(format!(
+                "complete() generated `{pointer}`, which is not a credential field: generated values are shown once and must be write-only"
+            ));
+        }
+        if bare.pointer(pointer).is_none() {
+            problems.push(format!(
+                "complete() reported `{pointer}` but did not fill it in"
+            ));
+        }
+    }
+    if !generated.is_empty() {
+        // Put back the credentials that were not generated, then the whole must build.
+        if let (Some(map), Some(original)) = (bare.as_object_mut(), example.as_object()) {
+            for (name, value) in original {
+                map.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
+        if let Err(errors) = d.build(&bare) {
+            problems.push(format!("completed metadata does not build: {errors}"));
+        }
+        if !d.complete_metadata(&mut bare).is_empty() {
+            problems.push("complete() generates again what it generated before".into());
+        }
+    }
+}
+
 /// The contract every registered descriptor must meet; each integration crate calls this from
 /// a test. Returns every violation found, not just the first.
 pub fn check_descriptor(type_id: &str) -> Result<(), Vec<String>> {
@@ -349,9 +429,151 @@ pub fn check_descriptor(type_id: &str) -> Result<(), Vec<String>> {
     if let Err(errors) = d.build(&example) {
         problems.push(format!("example metadata does not build: {errors}"));
     }
+    check_generated(d, &example, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integration::{Context, IntegrationError};
+    use schemars::JsonSchema;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    /// Metadata with a key that keywire generates.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[expect(dead_code, reason = "only parsed")]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Keyed {
+        /// Where.
+        url: String,
+        /// The generated key.
+        key: Secret,
+        /// Keys replaced, managed by keywire.
+        #[serde(default)]
+        old_keys: Vec<String>,
+    }
+
+    impl Metadata for Keyed {
+        fn example() -> Value {
+            json!({"url": "https://x.example", "key": "k1"})
+        }
+        fn complete(metadata: &mut Value) -> Vec<(String, Secret)> {
+            if metadata.get("key").is_some_and(|k| !k.is_null()) {
+                return Vec::new();
+            }
+            metadata["key"] = json!("generated");
+            vec![("/key".into(), Secret::new("generated"))]
+        }
+        fn on_update(previous: Option<&Value>, metadata: &mut Value) {
+            let old = previous.and_then(|p| p.get("key")).cloned();
+            metadata["oldKeys"] = match old {
+                Some(old) if Some(&old) != metadata.get("key") => json!([old]),
+                _ => json!([]),
+            };
+        }
+    }
+
+    struct Nothing;
+
+    impl From<Keyed> for Nothing {
+        fn from(_: Keyed) -> Self {
+            Nothing
+        }
+    }
+
+    #[crate::async_trait]
+    impl Integration for Nothing {
+        async fn validate(&self, _: &Context) -> Result<(), IntegrationError> {
+            Ok(())
+        }
+    }
+
+    const KEYED: IntegrationDescriptor =
+        IntegrationDescriptor::new::<Keyed, Nothing>("keyed", "Keyed", "Has a generated key.");
+
+    #[test]
+    fn generated_fields_are_filled_once_and_build_may_do_without_them() {
+        let mut metadata = json!({"url": "https://x.example"});
+        let generated = KEYED.complete_metadata(&mut metadata);
+        assert_eq!(generated.len(), 1);
+        assert_eq!(generated[0].0, "/key");
+        assert_eq!(generated[0].1.expose(), "generated");
+        assert_eq!(metadata["key"], "generated");
+        assert!(KEYED.complete_metadata(&mut metadata).is_empty());
+        // A dry run of a create body without the key builds; the body itself is not changed.
+        let bare = json!({"url": "https://x.example"});
+        assert!(KEYED.build(&bare).is_ok());
+        assert_eq!(bare, json!({"url": "https://x.example"}));
+        // Only objects are completed.
+        let mut not_object = json!("x");
+        assert!(KEYED.complete_metadata(&mut not_object).is_empty());
+        let mut problems = Vec::new();
+        check_generated(&KEYED, &Keyed::example(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn updates_see_the_stored_metadata() {
+        let mut new = json!({"url": "https://x.example", "key": "k2"});
+        KEYED.update_metadata(
+            Some(&json!({"url": "https://x.example", "key": "k1"})),
+            &mut new,
+        );
+        assert_eq!(new["oldKeys"], json!(["k1"]));
+        let mut created = json!({"url": "https://x.example", "key": "k1", "oldKeys": ["forged"]});
+        KEYED.update_metadata(None, &mut created);
+        assert_eq!(created["oldKeys"], json!([]));
+    }
+
+    /// A type that generates a field that is not a credential breaks the contract.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[expect(dead_code, reason = "only parsed")]
+    #[serde(deny_unknown_fields)]
+    struct Leaky {
+        /// Generated, but shown.
+        #[serde(default)]
+        token: Option<String>,
+    }
+
+    impl Metadata for Leaky {
+        fn example() -> Value {
+            json!({"token": "t"})
+        }
+        fn complete(metadata: &mut Value) -> Vec<(String, Secret)> {
+            metadata["token"] = json!("fresh");
+            vec![("/token".into(), Secret::new("fresh"))]
+        }
+    }
+
+    impl From<Leaky> for Nothing {
+        fn from(_: Leaky) -> Self {
+            Nothing
+        }
+    }
+
+    #[test]
+    fn generating_a_non_credential_or_changing_the_example_is_a_contract_violation() {
+        const LEAKY: IntegrationDescriptor =
+            IntegrationDescriptor::new::<Leaky, Nothing>("leaky", "Leaky", "Leaks a token.");
+        let mut problems = Vec::new();
+        check_generated(&LEAKY, &Leaky::example(), &mut problems);
+        assert!(
+            problems.iter().any(|p| p.contains("changes the example")),
+            "{problems:?}"
+        );
+        let mut problems = Vec::new();
+        check_generated(&LEAKY, &json!({}), &mut problems);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("not a credential field")),
+            "{problems:?}"
+        );
     }
 }

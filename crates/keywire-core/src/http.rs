@@ -193,6 +193,13 @@ impl OutboundPolicy {
         !is_private_ip(ip) || self.allow.iter().any(|r| r.allows_ip(ip))
     }
 
+    /// Whether a connection may reach `ip`, found for `host`: public addresses always, private
+    /// and link-local ones only when the allow-list names their range or the host. The rule
+    /// of the HTTP client's DNS guard, for integrations that connect without it (SMTP).
+    pub fn permits(&self, host: &str, ip: IpAddr) -> bool {
+        self.allows_ip(ip) || self.allows_host(host)
+    }
+
     /// Checks a URL before any connection: scheme, credentials in the URL, and IP literals
     /// (which never reach the DNS guard).
     fn check_url(&self, url: &Url) -> Result<(), OutboundError> {

@@ -21,6 +21,30 @@ pub trait Metadata: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     fn check(&self) -> Result<(), FieldErrors> {
         Ok(())
     }
+
+    /// Fills in what keywire generates for a new integration when the user left it out (a
+    /// webhook's signing secret), before the metadata is checked and stored. Returns each
+    /// generated credential with its JSON pointer, so the create answer can show it once; the
+    /// pointer must name a credential (`Secret`) field, which no later answer shows again.
+    /// Must only fill in absent fields (calling it twice generates nothing the second time).
+    /// The default generates nothing.
+    ///
+    /// [`IntegrationDescriptor::build`](crate::IntegrationDescriptor::build) also runs it on a
+    /// copy, so a dry run of a create body that leaves such a field out builds (with a throwaway
+    /// value).
+    fn complete(metadata: &mut Value) -> Vec<(String, Secret)> {
+        let _ = metadata;
+        Vec::new()
+    }
+
+    /// Keeps keywire-managed fields up to date when metadata is written: `previous` is the
+    /// stored metadata on an update and `None` on create; `metadata` is the new value (after
+    /// [`Metadata::complete`]), which this may change (a webhook moves a replaced signing secret
+    /// into its list of previous secrets, valid for another 24 hours). The result is checked
+    /// before it is stored. The default changes nothing.
+    fn on_update(previous: Option<&Value>, metadata: &mut Value) {
+        let _ = (previous, metadata);
+    }
 }
 
 /// A credential inside metadata: deserializes from a string, is `writeOnly` in the JSON Schema,
@@ -161,9 +185,21 @@ pub fn schema_of<M: JsonSchema>() -> Value {
 /// field (relative to the metadata object); messages about credential fields never echo what
 /// was sent.
 pub fn parse_metadata<M: Metadata>(value: &Value) -> Result<M, FieldErrors> {
+    // serde reads a struct from an array too; metadata is an object, always.
+    if !value.is_object() {
+        return Err(FieldErrors::one("", "must be a JSON object"));
+    }
     let parsed: M = deserialize_pointed(value).map_err(|mut err| {
         let secret = secret_pointers(&schema_of::<M>());
-        if secret.contains(&err.pointer) {
+        // A credential field, or something inside one (a value of a credential map).
+        let in_secret = secret.iter().any(|s| {
+            err.pointer == *s
+                || err
+                    .pointer
+                    .strip_prefix(s.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        if in_secret {
             "invalid credential: expected a non-empty string".clone_into(&mut err.detail);
         }
         FieldErrors::from(err)
@@ -246,6 +282,29 @@ fn resolve_ref<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
             .unwrap_or(node),
         None => node,
     }
+}
+
+/// Every credential value in a metadata value (per the type's schema): the strings at the
+/// credential pointers and, for a credential field that holds an object or array (a map of
+/// header values, a list of previous secrets), every string inside it. For scrubbing text.
+pub fn secret_values(metadata: &Value, schema: &Value) -> Vec<String> {
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for pointer in secret_pointers(schema) {
+        if let Some(value) = metadata.pointer(&pointer) {
+            strings(value, &mut out);
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
 }
 
 /// Removes every credential field (per the type's schema) from a metadata value, so it can be
@@ -362,6 +421,73 @@ mod tests {
             json!({"apiToken": "s3cr3t", "channel": "c", "nested": {"password": "p4ss"}});
         redact_secrets(&mut value, &schema);
         assert_eq!(value, json!({"channel": "c", "nested": {}}));
+    }
+
+    /// A map whose values are credentials: the whole field is write-only.
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "only parsed, to test errors")]
+    struct CredentialMap(std::collections::BTreeMap<String, Secret>);
+
+    impl JsonSchema for CredentialMap {
+        fn schema_name() -> Cow<'static, str> {
+            "CredentialMap".into()
+        }
+        fn inline_schema() -> bool {
+            true
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> schemars::Schema {
+            json_schema!({"type": "object", "additionalProperties": {"type": "string"}, "writeOnly": true})
+        }
+    }
+
+    /// Test metadata with a credential map and a generated credential.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[expect(dead_code, reason = "only parsed, to test errors")]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct WithMap {
+        /// Header values.
+        #[serde(default)]
+        headers: Option<CredentialMap>,
+        /// A generated key.
+        key: Secret,
+    }
+
+    impl Metadata for WithMap {
+        fn example() -> Value {
+            json!({"key": "k"})
+        }
+    }
+
+    #[test]
+    fn errors_inside_credential_maps_do_not_echo_values() {
+        let schema = schema_of::<WithMap>();
+        assert_eq!(secret_pointers(&schema), vec!["/headers", "/key"]);
+        let err =
+            parse_metadata::<WithMap>(&json!({"key": "k", "headers": {"X-Token": 982451653}}))
+                .unwrap_err();
+        assert_eq!(err.errors[0].pointer, "/headers/X-Token");
+        assert!(!err.to_string().contains("982451653"), "{err}");
+    }
+
+    #[test]
+    fn secret_values_collect_strings_inside_credential_fields() {
+        let schema = schema_of::<WithMap>();
+        let metadata = json!({"key": "the-key", "headers": {"A": "short", "B": "a-longer-value"}});
+        assert_eq!(
+            secret_values(&metadata, &schema),
+            vec!["a-longer-value", "the-key", "short"]
+        );
+        let mut shown = metadata.clone();
+        redact_secrets(&mut shown, &schema);
+        assert_eq!(shown, json!({}));
+    }
+
+    #[test]
+    fn hooks_default_to_doing_nothing() {
+        let mut value = json!({"key": "k"});
+        assert!(WithMap::complete(&mut value).is_empty());
+        WithMap::on_update(Some(&json!({"key": "old"})), &mut value);
+        assert_eq!(value, json!({"key": "k"}));
     }
 
     #[test]
