@@ -18,7 +18,7 @@ use sha2::Digest;
 use zeroize::Zeroizing;
 
 use crate::db::transaction;
-use crate::schema::encryption_keys;
+use crate::schema::{encryption_keys, entries, entry_versions, integrations};
 use crate::tokens::now;
 use crate::{Db, DbError};
 
@@ -30,6 +30,7 @@ const CHECK_PLAINTEXT: &[u8] = b"keywire master key check";
 pub struct Cipher {
     aead: XChaCha20Poly1305,
     key_id: String,
+    hash_key: [u8; 32],
 }
 
 impl fmt::Debug for Cipher {
@@ -72,7 +73,15 @@ impl Cipher {
         hasher.update(key);
         let digest = hasher.finalize();
         let key_id = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Cipher { aead, key_id })
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(b"keywire value hash key\0");
+        hasher.update(key);
+        let hash_key = hasher.finalize().into();
+        Ok(Cipher {
+            aead,
+            key_id,
+            hash_key,
+        })
     }
 
     /// A cipher from base64 (standard or URL-safe) of 32 bytes: `KEYWIRE_MASTER_KEY`.
@@ -93,6 +102,20 @@ impl Cipher {
         getrandom::fill(key.as_mut_slice())
             .expect("the operating system's random generator failed");
         Zeroizing::new(STANDARD.encode(key.as_slice()))
+    }
+
+    /// A keyed hash of `value` in `context` (hex): lets a sync tell whether a value changed
+    /// without keeping it. Without the master key it says nothing about the value (no
+    /// dictionary attack on short secrets); a new master key changes every hash, which costs
+    /// one rewrite of each synced key.
+    pub fn value_hash(&self, context: &str, value: &str) -> String {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.hash_key);
+        hasher.update((context.len() as u64).to_be_bytes());
+        hasher.update(context.as_bytes());
+        hasher.update(value.as_bytes());
+        let digest = hasher.finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The key's id (16 hex digits of a hash of the key).
@@ -213,6 +236,80 @@ impl Db {
                     .join(", ")
             ))),
         }
+    }
+}
+
+/// What a master key rotation re-encrypted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotated {
+    /// Secret values (every version).
+    pub secret_values: usize,
+    /// Integration settings.
+    pub integrations: usize,
+}
+
+impl Db {
+    /// Re-encrypts every sealed value (secret versions, integration settings, the key check)
+    /// from `old` to `new`, in one transaction: either everything moves to the new key or
+    /// nothing does. No server may run against the database meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Config`] when `old` is not the database's key or a value does not open
+    /// with it (naming the row, never its content), or any other [`DbError`].
+    pub async fn rotate_master_key(&self, old: &Cipher, new: &Cipher) -> Result<Rotated, DbError> {
+        self.check_master_key(old).await?;
+        let check = new.seal(CHECK_PLAINTEXT, "encryption_keys/check");
+        let new_id = new.key_id().to_owned();
+        transaction!(self, |conn| {
+            let mut rotated = Rotated::default();
+            let secrets: Vec<(String, String)> = entry_versions::table
+                .inner_join(entries::table)
+                .filter(entries::kind.eq("secret"))
+                .select((entry_versions::id, entry_versions::value))
+                .load(conn)
+                .await?;
+            for (id, value) in secrets {
+                let aad = format!("entry_versions/{id}");
+                let clear = old.open(&value, &aad).map_err(|why| {
+                    DbError::Config(format!(
+                        "secret version {id} does not open with the old key: {why}"
+                    ))
+                })?;
+                diesel::update(entry_versions::table.find(&id))
+                    .set(entry_versions::value.eq(new.seal(&clear, &aad)))
+                    .execute(conn)
+                    .await?;
+                rotated.secret_values += 1;
+            }
+            let settings: Vec<(String, String)> = integrations::table
+                .select((integrations::id, integrations::metadata))
+                .load(conn)
+                .await?;
+            for (id, sealed) in settings {
+                let aad = format!("integrations/{id}");
+                let clear = old.open(&sealed, &aad).map_err(|why| {
+                    DbError::Config(format!(
+                        "the settings of integration {id} do not open with the old key: {why}"
+                    ))
+                })?;
+                diesel::update(integrations::table.find(&id))
+                    .set(integrations::metadata.eq(new.seal(&clear, &aad)))
+                    .execute(conn)
+                    .await?;
+                rotated.integrations += 1;
+            }
+            diesel::delete(encryption_keys::table).execute(conn).await?;
+            diesel::insert_into(encryption_keys::table)
+                .values((
+                    encryption_keys::key_id.eq(&new_id),
+                    encryption_keys::check_value.eq(&check),
+                    encryption_keys::created_at.eq(now()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(rotated)
+        })
     }
 }
 

@@ -103,6 +103,8 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        // keywire never makes a cursor with NUL in it (and PostgreSQL cannot compare one).
+        .filter(|key| !key.contains('\0'))
 }
 
 /// The sort key of a list ordered by time then id (newest first): `<micros>|<id>`.

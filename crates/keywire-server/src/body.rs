@@ -63,8 +63,42 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             err.column()
         ))
     })?;
+    // serde reads a struct from an array too: every body is an object.
+    if !value.is_object() {
+        return Err(ApiError::fields(
+            FieldErrors::one("", "the body must be a JSON object"),
+            "",
+        ));
+    }
+    // No text keywire stores may hold NUL (PostgreSQL cannot store it; C tools stop at it).
+    if let Some(pointer) = nul_at(&value, String::new()) {
+        return Err(ApiError::fields(
+            FieldErrors::one(pointer, "must not contain the NUL character"),
+            "",
+        ));
+    }
     keywire_core::deserialize_pointed(&value)
         .map_err(|err| ApiError::fields(FieldErrors::from(err), ""))
+}
+
+/// The JSON pointer of the first string (or object key) holding a NUL character.
+fn nul_at(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{at}/{i}"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// For PATCH bodies: a field that is absent (`None`), `null` (`Some(None)`: clear it) or set.
