@@ -5,7 +5,9 @@ pub mod docs;
 mod event;
 mod http;
 mod integration;
+pub mod message;
 mod metadata;
+pub mod sync;
 
 pub use descriptor::{
     ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Category, EnvironmentRule,
@@ -22,6 +24,10 @@ pub use integration::{Context, Delivery, Integration, IntegrationError, Outcome}
 pub use metadata::{
     FieldError, FieldErrors, Metadata, Secret, deserialize_pointed, parse_metadata, redact_secrets,
     schema_of, secret_pointers,
+};
+pub use sync::{
+    Action, Applied, Change, ConflictPolicy, EntryKind, Op, PlanItem, RemoteKey, SyncSettings,
+    SyncTarget,
 };
 
 // Re-exported so integration crates need neither directly (see STACK.md).

@@ -21,13 +21,14 @@ mod integrations;
 mod members;
 mod migrations;
 mod schema;
+mod sync;
 mod tokens;
 mod users;
 pub mod util;
 mod workspaces;
 
 pub use authority::{Access, Authority, Grant, authorities_json, parse_authorities};
-pub use crypto::{Cipher, CryptoError};
+pub use crypto::{Cipher, CryptoError, Rotated};
 pub use db::{Backend, Db, DbOptions};
 pub use entries::{
     CurrentValue, Entry, EntryChange, EntryInput, EntryKind, EntryState, EntryVersion,

@@ -2,5 +2,12 @@
 //! Names every integration crate of the workspace, so the linker keeps each crate's
 //! `inventory::submit!` registration (a crate that is only a Cargo dependency is not linked).
 
+use keywire_integration_aws_lambda as _;
 use keywire_integration_discord as _;
+use keywire_integration_email as _;
+use keywire_integration_github_actions as _;
+use keywire_integration_gitlab_ci as _;
+use keywire_integration_microsoft_teams as _;
+use keywire_integration_slack as _;
+use keywire_integration_vercel as _;
 use keywire_integration_webhook as _;

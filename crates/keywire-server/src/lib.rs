@@ -17,6 +17,7 @@ mod integrations;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod sync;
 
 use std::io::Write;
 use std::time::Instant;
@@ -63,6 +64,7 @@ pub fn app(
         .map(|app| app.wrap(actix_web::middleware::from_fn(guard_and_log)))
         .configure(routes::health::config)
         .configure(metrics::config)
+        .configure(routes::console::config)
         .service(
             scope::scope("/api/v1")
                 .configure(routes::integration_types::config)
@@ -101,9 +103,27 @@ async fn guard_and_log(
         .and_then(|v| v.parse::<u64>().ok());
     let method = req.method().clone();
     let path = req.path().to_owned();
+    // NUL names nothing keywire stores (PostgreSQL cannot even compare it): answer before any
+    // handler looks it up.
+    let nul_in_path = path.to_ascii_lowercase().contains("%00");
+    let nul_in_query = req.query_string().to_ascii_lowercase().contains("%00");
     let response = if declared.is_some_and(|n| n > limit as u64) {
         let (req, _) = req.into_parts();
         ServiceResponse::new(req, ApiError::too_large(limit).error_response())
+    } else if nul_in_path {
+        let (req, _) = req.into_parts();
+        ServiceResponse::new(
+            req,
+            ApiError::not_found("nothing here: a path never contains the NUL character")
+                .error_response(),
+        )
+    } else if nul_in_query {
+        let (req, _) = req.into_parts();
+        ServiceResponse::new(
+            req,
+            ApiError::bad_request("query parameters must not contain the NUL character")
+                .error_response(),
+        )
     } else {
         next.call(req).await?.map_into_boxed_body()
     };
@@ -138,6 +158,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Docs(args)) => return docs::command(&args),
+        Some(Command::RotateKey(args)) => return rotate_key(&args),
+        Some(Command::Client(command)) => {
+            // The client decides its own exit code (docs/cli.md); `keywire run` replaces the
+            // process and does not come back at all.
+            let cli = <Cli as clap::CommandFactory>::command();
+            std::process::exit(keywire_cli::run(command, cli));
+        }
         None => cli.serve,
     };
     init_logging(&args.log_format);
@@ -173,6 +200,9 @@ fn init_logging(format: &str) {
 
 /// Starts the server and waits until SIGINT or SIGTERM has drained it.
 pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let debounce = crate::delivery::parse_duration(&args.sync_debounce)
+        .map_err(|e| anyhow::anyhow!("KEYWIRE_SYNC_DEBOUNCE: {e}"))?;
+    keywire_db::delivery::set_sync_debounce(debounce);
     let url = args.database_url();
     if args
         .database_url
@@ -342,6 +372,95 @@ fn master_key(args: &ServeArgs) -> anyhow::Result<keywire_db::Cipher> {
             path.display()
         )),
     }
+}
+
+/// `keywire rotate-key`: re-encrypts everything from the current master key to a new one.
+/// With a key file, the new key is written next to it first (`master.key.next`, owner-only)
+/// and moved over it once the database committed; with `KEYWIRE_MASTER_KEY`, a generated new
+/// key is printed once for the operator to configure.
+fn rotate_key(args: &config::RotateKeyArgs) -> anyhow::Result<()> {
+    use keywire_db::Cipher;
+    let serve = &args.serve;
+    let from_env = serve
+        .master_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    let key_file = serve.data_dir.join("master.key");
+    if !from_env && !key_file.exists() {
+        anyhow::bail!(
+            "no master key to rotate: set KEYWIRE_MASTER_KEY, or point --data-dir at the directory holding master.key"
+        );
+    }
+    let old = master_key(serve)?;
+    let (new_encoded, generated) = match args.new_master_key.as_deref() {
+        Some(given) if !given.trim().is_empty() => {
+            (zeroize::Zeroizing::new(given.trim().to_owned()), false)
+        }
+        _ => (Cipher::generate_base64(), true),
+    };
+    let new = Cipher::from_base64(&new_encoded)
+        .map_err(|e| anyhow::anyhow!("KEYWIRE_NEW_MASTER_KEY: {e}"))?;
+    if new.key_id() == old.key_id() {
+        anyhow::bail!("the new master key is the current one");
+    }
+    let next = serve.data_dir.join("master.key.next");
+    if !from_env {
+        let _ = std::fs::remove_file(&next);
+        write_owner_only(&next, new_encoded.as_bytes())
+            .with_context(|| format!("cannot write {}", next.display()))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let url = serve.database_url();
+    let rotated = runtime.block_on(async {
+        let db = Db::connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        db.rotate_master_key(&old, &new)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    });
+    let rotated = match rotated {
+        Ok(rotated) => rotated,
+        Err(err) => {
+            if !from_env {
+                let _ = std::fs::remove_file(&next);
+            }
+            return Err(err.context("nothing was changed"));
+        }
+    };
+    say(&format!(
+        "keywire: re-encrypted {} secret values and {} integrations from master key {} to {}",
+        rotated.secret_values,
+        rotated.integrations,
+        old.key_id(),
+        new.key_id()
+    ));
+    if from_env {
+        if generated {
+            // Printed once, on standard output only, like the bootstrap token.
+            say(&format!("KEYWIRE_MASTER_KEY={}", new_encoded.as_str()));
+            say("keywire: set KEYWIRE_MASTER_KEY to the key above before starting keywire again");
+        } else {
+            say("keywire: start keywire with KEYWIRE_MASTER_KEY set to the new key");
+        }
+    } else {
+        std::fs::rename(&next, &key_file).with_context(|| {
+            format!(
+                "the database now uses the key in {}; move it to {} by hand",
+                next.display(),
+                key_file.display()
+            )
+        })?;
+        say(&format!(
+            "keywire: {} now holds the new key; back it up",
+            key_file.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Creates `path` with mode 0600 (never readable by others, not even briefly).

@@ -3,7 +3,14 @@
 pub mod db;
 pub mod discord;
 pub mod fake;
+pub mod github;
+pub mod gitlab;
+pub mod lambda;
 pub mod server;
+pub mod slack;
+pub mod smtp;
+pub mod teams;
+pub mod vercel;
 
 pub use db::{TEST_DATABASE_URL_ENV, TestDb};
 

@@ -55,7 +55,8 @@ pub fn config(cfg: &mut ServiceConfig) {
         .service(get_integration)
         .service(update_integration)
         .service(delete_integration)
-        .service(test_integration);
+        .service(test_integration)
+        .service(super::sync::sync_integration);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -94,6 +95,9 @@ pub struct IntegrationView {
     pub secret_fields: BTreeMap<String, SecretField>,
     /// How its deliveries went (on single-integration and list answers).
     pub delivery: DeliverySummary,
+    /// How it writes at its target (infrastructure types).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::routes::sync::SyncView>,
     /// Creation time (RFC 3339).
     pub created_at: String,
     /// Last change (RFC 3339).
@@ -170,6 +174,9 @@ pub struct CreateBody {
     /// The type's metadata, as its `metadataSchema` describes.
     #[schema(value_type = Object)]
     pub metadata: Value,
+    /// Infrastructure types: key template, conflict policy and a target per environment.
+    #[serde(default)]
+    pub sync: Option<crate::routes::sync::SyncBody>,
     /// `false` creates it disabled. Default `true`.
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -194,6 +201,9 @@ pub struct PatchBody {
     /// Enable or disable it.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Infrastructure types: new sync settings (absent fields keep their value).
+    #[serde(default)]
+    pub sync: Option<crate::routes::sync::SyncBody>,
     /// A JSON Merge Patch of the metadata: fields sent replace, fields left out (credentials
     /// included) keep their stored value, `null` removes one.
     #[serde(default)]
@@ -387,7 +397,7 @@ fn category_name(category: Category) -> &'static str {
     }
 }
 
-fn context(state: &AppState) -> Context {
+pub(crate) fn context(state: &AppState) -> Context {
     Context {
         http: state.http.clone(),
         public_url: state.public_url.clone(),
@@ -396,18 +406,18 @@ fn context(state: &AppState) -> Context {
 
 /// The credential values in `metadata` (per the type's schema), and the long path segments of
 /// those that are URLs (the token part of a webhook URL), for scrubbing provider answers.
-fn secret_values(metadata: &Value, descriptor: &IntegrationDescriptor) -> Vec<String> {
+pub(crate) fn secret_values(metadata: &Value, descriptor: &IntegrationDescriptor) -> Vec<String> {
+    // Every string inside a credential field (maps and lists of credentials included), and
+    // the long path segments of those that are URLs (the token part of a webhook URL).
     let mut out = Vec::new();
-    for pointer in descriptor.secret_fields() {
-        if let Some(Value::String(value)) = metadata.pointer(&pointer) {
-            if value.len() >= 4 {
-                out.push(value.clone());
+    for value in descriptor.secret_values(metadata) {
+        for piece in value.split(['/', '?', '&', '=', '#']) {
+            if piece.len() >= 16 && piece != value {
+                out.push(piece.to_owned());
             }
-            for piece in value.split(['/', '?', '&', '=', '#']) {
-                if piece.len() >= 16 {
-                    out.push(piece.to_owned());
-                }
-            }
+        }
+        if value.len() >= 4 {
+            out.push(value);
         }
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -415,7 +425,7 @@ fn secret_values(metadata: &Value, descriptor: &IntegrationDescriptor) -> Vec<St
 }
 
 /// `text` with every credential value replaced by `********`.
-fn scrub(text: &str, secrets: &[String]) -> String {
+pub(crate) fn scrub(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_owned(), |acc, secret| {
         acc.replace(secret.as_str(), "********")
     })
@@ -450,7 +460,9 @@ fn view(
 ) -> Result<IntegrationView, ApiError> {
     let metadata = stored.open_metadata(&state.cipher)?;
     let (metadata, secret_fields) = redacted(&metadata, find(&stored.integration_type));
+    let sync = crate::routes::sync::sync_view(&stored);
     Ok(IntegrationView {
+        sync,
         slug: stored.slug,
         name: stored.name,
         integration_type: stored.integration_type,
@@ -499,7 +511,9 @@ pub(crate) async fn load(
     Ok((ws, stored))
 }
 
-fn descriptor_of(stored: &StoredIntegration) -> Result<&'static IntegrationDescriptor, ApiError> {
+pub(crate) fn descriptor_of(
+    stored: &StoredIntegration,
+) -> Result<&'static IntegrationDescriptor, ApiError> {
     find(&stored.integration_type).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -854,6 +868,7 @@ struct PreparedCreate {
     actions: Vec<String>,
     project: Option<Project>,
     environments: Vec<Environment>,
+    sync_settings: Option<String>,
 }
 
 /// Runs every check of a create body, then (if `live`) the type's live check. `Ok(None)`:
@@ -865,7 +880,7 @@ async fn prepare_create(
     live: bool,
     checks: &mut Checks,
 ) -> Result<Option<PreparedCreate>, ApiError> {
-    const AFTER_AUTHORITY: [&str; 10] = [
+    const AFTER_AUTHORITY: [&str; 11] = [
         "name",
         "type",
         "notifyOn",
@@ -874,6 +889,7 @@ async fn prepare_create(
         "project",
         "environments",
         "metadata",
+        "sync",
         "nameAvailable",
         "live",
     ];
@@ -938,6 +954,28 @@ async fn prepare_create(
             None
         }
     };
+    let sync_settings = match (descriptor, &environments, &integration) {
+        (Some(d), Some(environments), Some(integration)) => {
+            let pairs: Vec<(String, String)> = environments
+                .iter()
+                .map(|e| (e.id.clone(), e.slug.clone()))
+                .collect();
+            checks.run(
+                "sync",
+                crate::routes::sync::sync_check(
+                    d,
+                    Some(integration.as_ref()),
+                    body.sync.as_ref(),
+                    None,
+                    &pairs,
+                ),
+            )?
+        }
+        _ => {
+            checks.skip("sync");
+            None
+        }
+    };
     let available = match &name {
         Some(name) => checks.run(
             "nameAvailable",
@@ -956,6 +994,7 @@ async fn prepare_create(
         Some(project),
         Some(environments),
         Some(integration),
+        Some(sync_settings),
         Some(()),
     ) = (
         name,
@@ -965,6 +1004,7 @@ async fn prepare_create(
         project,
         environments,
         integration,
+        sync_settings,
         available,
     )
     else {
@@ -990,6 +1030,7 @@ async fn prepare_create(
         actions,
         project,
         environments,
+        sync_settings,
     }))
 }
 
@@ -1035,7 +1076,7 @@ async fn prepare_patch(
     live: Live,
     checks: &mut Checks,
 ) -> Result<Option<IntegrationChanges>, ApiError> {
-    const AFTER_AUTHORITY: [&str; 11] = [
+    const AFTER_AUTHORITY: [&str; 12] = [
         "immutable",
         "changes",
         "type",
@@ -1046,6 +1087,7 @@ async fn prepare_patch(
         "scope",
         "environments",
         "metadata",
+        "sync",
         "live",
     ];
     if checks
@@ -1084,13 +1126,14 @@ async fn prepare_patch(
         || patch.actions.is_some()
         || patch.environment_slugs.is_some()
         || patch.enabled.is_some()
+        || patch.sync.is_some()
         || patch.metadata.is_some();
     // The dry run of `{}` checks the stored configuration; a real PATCH must change something.
     let changes_ok = if anything || live == Live::Always {
         Ok(())
     } else {
         Err(ApiError::bad_request(
-            "nothing to change: send name, notifyOn, actions, environmentSlugs, enabled or metadata",
+            "nothing to change: send name, notifyOn, actions, environmentSlugs, enabled, sync or metadata",
         ))
     };
     checks.run("changes", changes_ok)?;
@@ -1175,7 +1218,51 @@ async fn prepare_patch(
             None
         }
     };
+    let sync_settings = match (descriptor, &environments) {
+        (Some(d), Some(new_environments)) if patch.sync.is_some() || new_environments.is_some() => {
+            let pairs: Vec<(String, String)> = match new_environments {
+                Some(list) => list
+                    .iter()
+                    .map(|e| (e.id.clone(), e.slug.clone()))
+                    .collect(),
+                None => stored
+                    .environment_ids
+                    .iter()
+                    .cloned()
+                    .zip(stored.environment_slugs.iter().cloned())
+                    .collect(),
+            };
+            let built = match &integration {
+                Some(Some(_)) => Ok(None),
+                _ => stored
+                    .open_metadata(&state.cipher)
+                    .map_err(ApiError::from)
+                    .map(|m| d.build(&m).ok()),
+            };
+            let result = built.and_then(|built| {
+                let instance: Option<&dyn Integration> = match (&integration, &built) {
+                    (Some(Some(i)), _) => Some(i.as_ref()),
+                    (_, Some(b)) => Some(b.as_ref()),
+                    _ => None,
+                };
+                crate::routes::sync::sync_check(
+                    d,
+                    instance,
+                    patch.sync.as_ref(),
+                    Some(&crate::sync::StoredSync::of(stored)),
+                    &pairs,
+                )
+            });
+            checks.run("sync", result)?
+        }
+        (Some(_), Some(_)) => checks.run("sync", Ok(None))?,
+        _ => {
+            checks.skip("sync");
+            None
+        }
+    };
     let all_passed = immutable.is_some()
+        && sync_settings.is_some()
         && descriptor.is_some()
         && name.is_some()
         && notify_on.is_some()
@@ -1216,11 +1303,38 @@ async fn prepare_patch(
         } else {
             None
         },
+        sync_settings: sync_settings.flatten(),
     }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handlers
+
+/// An integration as created or changed, with the credentials keywire generated for it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedIntegrationView {
+    /// The integration, credentials left out.
+    #[serde(flatten)]
+    pub integration: IntegrationView,
+    /// Credentials keywire generated in this request because the metadata left them out (a
+    /// webhook's `/signingSecret`), by JSON pointer into `metadata`. Shown in this answer only,
+    /// never again: store them now. Absent when nothing was generated.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub generated_secrets: BTreeMap<String, String>,
+}
+
+impl SavedIntegrationView {
+    fn new(integration: IntegrationView, generated: Vec<(String, keywire_core::Secret)>) -> Self {
+        SavedIntegrationView {
+            integration,
+            generated_secrets: generated
+                .into_iter()
+                .map(|(pointer, secret)| (pointer, secret.expose().to_owned()))
+                .collect(),
+        }
+    }
+}
 
 /// Creates an integration after every check (each answered with its own problem naming the
 /// field) and, unless `?validate=false`, the type's live check. Metadata is stored encrypted;
@@ -1228,7 +1342,7 @@ async fn prepare_patch(
 #[utoipa::path(tag = "integrations", security(("bearer" = [])), request_body = CreateBody,
     params(("workspace" = String, Path, description = "Workspace slug"), ValidateQuery),
     responses(
-        (status = 201, description = "Created; credentials are not in the answer", body = IntegrationView),
+        (status = 201, description = "Created; credentials are not in the answer, except those keywire generated (`generatedSecrets`, shown this once)", body = SavedIntegrationView),
         (status = 400, description = "An invalid field: unknown `/type`, events (`/notifyOn/{i}`) or actions (`/actions/{i}`) the type does not permit, a scope the type does not allow (`/projectSlug`, `/environmentSlugs`), an environment not in the project (`/environmentSlugs/{i}`), or metadata the type refuses (`/metadata/...`)", body = Problem),
         (status = 401, description = "No valid token", body = Problem),
         (status = 403, description = "Needs CREATE_INTEGRATION (and READ_ENVIRONMENT to narrow to environments)", body = Problem),
@@ -1245,7 +1359,17 @@ async fn create_integration(
     body: Body<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let ws = access::workspace(&state, &caller, &path).await?;
-    let body = body.0;
+    let mut body = body.0;
+    // Credentials the type generates when left out (a webhook's signing secret) are made
+    // before the checks, so what is checked is what is stored; the answer shows them once.
+    let generated = match find(&body.integration_type) {
+        Some(descriptor) => {
+            let generated = descriptor.complete_metadata(&mut body.metadata);
+            descriptor.update_metadata(None, &mut body.metadata);
+            generated
+        }
+        None => Vec::new(),
+    };
     let live = query.validate != Some(false);
     let mut checks = Checks::fail_fast();
     let Some(prepared) = prepare_create(&state, &ws, &body, live, &mut checks).await? else {
@@ -1261,6 +1385,7 @@ async fn create_integration(
         environments: &prepared.environments,
         metadata: &body.metadata,
         enabled: body.enabled.unwrap_or(true),
+        sync_settings: prepared.sync_settings.as_deref(),
     };
     let stored = state
         .db
@@ -1268,7 +1393,8 @@ async fn create_integration(
         .await
         .map_err(explained)?;
     tracing::info!(integration = %stored.slug, integration_type = %stored.integration_type, live, by = %caller.user.id, "integration created");
-    Ok(HttpResponse::Created().json(view(&state, &ws.workspace.slug, stored)?))
+    let created = view(&state, &ws.workspace.slug, stored)?;
+    Ok(HttpResponse::Created().json(SavedIntegrationView::new(created, generated)))
 }
 
 /// The integrations of a workspace the caller may see, one page at a time: sorted by `name`
@@ -1384,7 +1510,7 @@ async fn get_integration(
 #[utoipa::path(tag = "integrations", security(("bearer" = [])), request_body = PatchBody,
     params(("integration" = String, Path, description = "Integration slug"), ValidateQuery),
     responses(
-        (status = 200, description = "Updated; credentials are not in the answer", body = IntegrationView),
+        (status = 200, description = "Updated; credentials are not in the answer, except those keywire generated (`generatedSecrets`, shown this once)", body = SavedIntegrationView),
         (status = 400, description = "An invalid field, a change of `/type` or `/projectSlug`, or nothing to change", body = Problem),
         (status = 401, description = "No valid token", body = Problem),
         (status = 403, description = "Needs UPDATE_INTEGRATION", body = Problem),
@@ -1399,15 +1525,53 @@ async fn update_integration(
     path: web::Path<String>,
     query: web::Query<ValidateQuery>,
     body: Body<PatchBody>,
-) -> Result<web::Json<IntegrationView>, ApiError> {
+) -> Result<web::Json<SavedIntegrationView>, ApiError> {
+    /// The RFC 7396 merge patch that turns `from` into `to`.
+    fn merge_diff(from: &Value, to: &Value) -> Value {
+        let (Value::Object(old), Value::Object(new)) = (from, to) else {
+            return to.clone();
+        };
+        let mut patch = serde_json::Map::new();
+        for (key, value) in new {
+            match old.get(key) {
+                Some(before) if before == value => {}
+                Some(before) if before.is_object() && value.is_object() => {
+                    patch.insert(key.clone(), merge_diff(before, value));
+                }
+                _ => {
+                    patch.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        for key in old.keys().filter(|k| !new.contains_key(*k)) {
+            patch.insert(key.clone(), Value::Null);
+        }
+        Value::Object(patch)
+    }
+
     let (ws, stored) = load(&state, &caller, &path).await?;
+    let mut patch = body.0;
+    // The type's hooks see the merged metadata before the checks: it generates what was
+    // removed (`"signingSecret": null`) and keeps its managed fields (a replaced signing secret
+    // stays valid for a while), so the live check and the stored value already include them.
+    let mut generated = Vec::new();
+    if let (Some(Value::Object(_)), Some(descriptor)) =
+        (&patch.metadata, find(&stored.integration_type))
+    {
+        let previous = stored.open_metadata(&state.cipher)?;
+        let mut merged = previous.clone();
+        merge_patch(&mut merged, patch.metadata.as_ref().unwrap_or(&Value::Null));
+        generated = descriptor.complete_metadata(&mut merged);
+        descriptor.update_metadata(Some(&previous), &mut merged);
+        patch.metadata = Some(merge_diff(&previous, &merged));
+    }
     let live = if query.validate == Some(false) {
         Live::Never
     } else {
         Live::OnMetadataChange
     };
     let mut checks = Checks::fail_fast();
-    let Some(changes) = prepare_patch(&state, &ws, &stored, &body.0, live, &mut checks).await?
+    let Some(changes) = prepare_patch(&state, &ws, &stored, &patch, live, &mut checks).await?
     else {
         return Err(ApiError::internal(&"a failed check was not reported"));
     };
@@ -1417,7 +1581,8 @@ async fn update_integration(
         .await
         .map_err(explained)?;
     tracing::info!(integration = %updated.slug, by = %caller.user.id, "integration updated");
-    Ok(web::Json(view(&state, &ws.workspace.slug, updated)?))
+    let updated = view(&state, &ws.workspace.slug, updated)?;
+    Ok(web::Json(SavedIntegrationView::new(updated, generated)))
 }
 
 /// Deletes an integration (its runs go with it) and records `INTEGRATION_DELETED`. With
@@ -1442,7 +1607,14 @@ async fn delete_integration(
 ) -> Result<HttpResponse, ApiError> {
     let (ws, stored) = load(&state, &caller, &path).await?;
     ws.require(Authority::DeleteIntegration)?;
-    if query.cleanup == Some(true) {
+    // Without `?cleanup=`, the `cleanup_on_remove` action decides.
+    let cleanup = query.cleanup.unwrap_or_else(|| {
+        stored
+            .actions
+            .iter()
+            .any(|a| a == keywire_core::ACTION_CLEANUP_ON_REMOVE)
+    });
+    if cleanup {
         let descriptor = descriptor_of(&stored)?;
         let metadata = stored.open_metadata(&state.cipher)?;
         let integration = descriptor.build(&metadata).map_err(|errors| {
@@ -1455,8 +1627,23 @@ async fn delete_integration(
             )
         })?;
         let secrets = secret_values(&metadata, descriptor);
-        outbound(&state, integration, |i, ctx| i.remove(ctx))
-            .await?
+        let task_state = state.clone();
+        let task_stored = stored.clone();
+        // Infrastructure types: core deletes every key the sync records say keywire wrote;
+        // then the type's own `remove`. On the background runtime, like every outbound call.
+        state
+            .background
+            .spawn(async move {
+                let ctx = context(&task_state);
+                if let Some(target) = integration.sync_target() {
+                    crate::sync::cleanup(&task_state, &task_stored, target, &ctx)
+                        .await
+                        .map_err(crate::sync::SyncError::into_integration_error)?;
+                }
+                integration.remove(&ctx).await
+            })
+            .await
+            .map_err(|e| ApiError::internal(&e))?
             .map_err(|err| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1473,7 +1660,7 @@ async fn delete_integration(
         .delete_integration(&stored, &caller.actor())
         .await
         .map_err(explained)?;
-    tracing::info!(integration = %stored.slug, cleanup = query.cleanup == Some(true), by = %caller.user.id, "integration deleted");
+    tracing::info!(integration = %stored.slug, cleanup, by = %caller.user.id, "integration deleted");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area; each exposes `config`.
 
+pub mod console;
 pub mod entries;
 pub mod events;
 pub mod health;
@@ -8,6 +9,7 @@ pub mod integrations;
 pub mod me;
 pub mod members;
 pub mod runs;
+pub mod sync;
 pub mod users;
 pub mod workspaces;
 

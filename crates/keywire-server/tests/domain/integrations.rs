@@ -189,7 +189,7 @@ async fn every_create_check_answers_with_its_own_problem_naming_the_field() {
         unknown.expect_field(400, "/type");
         let detail = unknown.body["errors"][0]["detail"].as_str().unwrap();
         assert!(
-            detail.contains("known: discord, webhook"),
+            detail.contains("known: ") && detail.contains("discord") && detail.contains("webhook"),
             "{backend}: {detail}"
         );
 
@@ -481,12 +481,12 @@ async fn discord_credentials_never_leave_the_server_on_any_route_or_in_its_logs(
             })
             .collect();
         for expected in [
-            ("Event", "`SECRET_UPDATED`"),
+            ("Event", "SECRET_UPDATED"),
             ("Workspace", "acme"),
             ("Project", "shop"),
             ("Environments", "prod"),
             ("By", "admin"),
-            ("test", "true"),
+            ("test", "yes"),
         ] {
             assert!(
                 fields.contains(&(expected.0.to_owned(), expected.1.to_owned())),
@@ -633,7 +633,7 @@ async fn webhook_test_events_are_signed_with_the_kept_secret() {
         assert_eq!(view["metadata"], json!({"url": url}), "{backend}");
         assert_eq!(
             view["secretFields"],
-            json!({"/signingSecret": {"configured": true}})
+            json!({"/headers": {"configured": false}, "/previousSigningSecrets": {"configured": false}, "/signingSecret": {"configured": true}})
         );
         let ping = receiver.requests()[seen].clone();
         assert_eq!(ping.json()["type"], "keywire.ping", "the live check pings");

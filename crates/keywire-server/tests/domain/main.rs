@@ -3,7 +3,13 @@
 
 mod support;
 
+mod access;
+mod bad_input;
+mod communication;
 mod entries;
 mod integrations;
 mod members;
+mod rotate;
+mod sync;
+mod webhook_secrets;
 mod workspaces;

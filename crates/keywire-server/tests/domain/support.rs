@@ -189,3 +189,209 @@ impl Api {
             .collect()
     }
 }
+
+/// An answer with its headers and raw text, for checks on `WWW-Authenticate`, the content type
+/// and bodies that are not JSON.
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (lossy).
+    pub text: String,
+    /// The body as JSON (`Null` when empty, a string when not JSON).
+    pub body: Value,
+}
+
+impl RawAnswer {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn parse_body(text: &str) -> Value {
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
+    }
+}
+
+impl Api {
+    /// Sends any request: `authorization` is the whole `Authorization` header value (none when
+    /// `None`), `content_type` and `body` are sent as given (bytes need not be JSON).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> RawAnswer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.server.url));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        if let Some(value) = content_type {
+            request = request.header("content-type", value);
+        }
+        if let Some(bytes) = body {
+            request = request.body(bytes);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let text = response.text().await.unwrap();
+        RawAnswer {
+            status,
+            headers,
+            body: RawAnswer::parse_body(&text),
+            text,
+        }
+    }
+
+    /// Sends raw bytes as the body (invalid JSON, another content type...) as `token`.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: Option<&str>,
+        raw_body: Vec<u8>,
+    ) -> RawAnswer {
+        let authorization = format!("Bearer {token}");
+        self.send(
+            method,
+            path,
+            Some(&authorization),
+            content_type,
+            Some(raw_body),
+        )
+        .await
+    }
+
+    /// Writes `request` as is to the server's socket (HTTP/1.1; add `Connection: close`) and
+    /// reads the answer: for what an HTTP client would normalise away (`..` segments, a chunked
+    /// body without a length).
+    pub async fn wire(&self, request: Vec<u8>) -> RawAnswer {
+        let address = self
+            .server
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        tokio::task::spawn_blocking(move || wire_exchange(&address, &request))
+            .await
+            .unwrap()
+    }
+}
+
+/// One request over a fresh connection; the answer is read until the server closes it.
+fn wire_exchange(address: &str, request: &[u8]) -> RawAnswer {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // The server may answer (413) and stop reading before the body is sent: that is fine.
+    let _ = stream.write_all(request);
+    let _ = stream.flush();
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(_) if !raw.is_empty() => break,
+            Err(err) => panic!("no answer from {address}: {err}"),
+        }
+        if answer_complete(&raw) {
+            break;
+        }
+    }
+    parse_answer(&raw)
+}
+
+fn split_head(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (&raw[..at], &raw[at + 4..]))
+}
+
+fn head_lines(head: &[u8]) -> (u16, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+/// Whether `raw` holds a whole answer with a `content-length` (chunked answers end at close).
+fn answer_complete(raw: &[u8]) -> bool {
+    let Some((head, body)) = split_head(raw) else {
+        return false;
+    };
+    let (_, headers) = head_lines(head);
+    headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .is_some_and(|length| body.len() >= length)
+}
+
+fn parse_answer(raw: &[u8]) -> RawAnswer {
+    let (head, body) = split_head(raw).unwrap_or((raw, &[]));
+    let (status, headers) = head_lines(head);
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        let mut out = Vec::new();
+        let mut rest = body;
+        while let Some(at) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..at]).trim(), 16).unwrap_or(0);
+            rest = &rest[at + 2..];
+            if size == 0 || rest.len() < size {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = rest.get(size + 2..).unwrap_or_default();
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    RawAnswer {
+        status,
+        headers,
+        body: RawAnswer::parse_body(&text),
+        text,
+    }
+}
