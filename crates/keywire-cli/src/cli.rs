@@ -449,7 +449,8 @@ pub(crate) struct Spec {
     /// (hidden on a terminal). Values of non-string fields are parsed as JSON.
     #[arg(short, long = "metadata", value_name = "FIELD[=VALUE]")]
     pub(crate) metadata: Vec<String>,
-    /// Metadata as a JSON object from this file (`-`: standard input); `--metadata` wins.
+    /// Metadata as a JSON object from this file, or YAML when it ends in `.yaml`/`.yml` (`-`:
+    /// JSON from standard input); `--metadata` wins.
     #[arg(long, value_name = "FILE")]
     pub(crate) metadata_file: Option<PathBuf>,
     /// Skip the type's live check of the metadata.

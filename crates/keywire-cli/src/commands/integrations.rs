@@ -348,17 +348,24 @@ fn metadata(spec: &Spec, descriptor: Option<&Value>) -> Result<Option<Value>, Er
     let mut map = match &spec.metadata_file {
         Some(file) => {
             let text = read_input(file)?;
-            match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => {
+            let yaml = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+            // Both parsers' messages name a line and column, never the content.
+            let parsed = if yaml {
+                serde_norway::from_str::<Value>(&text)
+                    .map_err(|e| Error::usage(format!("{} is not YAML: {e}", file.display())))?
+            } else {
+                serde_json::from_str::<Value>(&text)
+                    .map_err(|e| Error::usage(format!("{} is not JSON: {e}", file.display())))?
+            };
+            match parsed {
+                Value::Object(map) => map,
+                _ => {
                     return Err(Error::usage(format!(
-                        "{}: the metadata must be a JSON object",
+                        "{}: the metadata must be an object (a mapping)",
                         file.display()
                     )));
-                }
-                Err(e) => {
-                    // serde_json's message names a line and column, never the content.
-                    return Err(Error::usage(format!("{} is not JSON: {e}", file.display())));
                 }
             }
         }
@@ -1110,6 +1117,29 @@ mod tests {
             m,
             json!({"url": "https://x.example/a=b", "port": 8080, "tags": ["a"], "auth": {"user": "bob"}})
         );
+        // The same metadata from a YAML file (by extension), flags still winning.
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("hook.yaml");
+        std::fs::write(
+            &yaml,
+            "url: https://y.example/hook\nport: 25\ntags: [a, b]\n",
+        )
+        .unwrap();
+        let from_yaml = Spec {
+            metadata: vec!["port=8080".into()],
+            metadata_file: Some(yaml.clone()),
+            ..spec.clone()
+        };
+        assert_eq!(
+            metadata(&from_yaml, Some(&descriptor)).unwrap().unwrap(),
+            json!({"url": "https://y.example/hook", "port": 8080, "tags": ["a", "b"]})
+        );
+        std::fs::write(&yaml, "- not\n- a mapping\n").unwrap();
+        let err = metadata(&from_yaml, Some(&descriptor)).unwrap_err();
+        assert_eq!(err.code, exit::USAGE);
+        std::fs::write(&yaml, "url: [unclosed\n").unwrap();
+        let err = metadata(&from_yaml, Some(&descriptor)).unwrap_err();
+        assert!(err.message.contains("is not YAML"), "{}", err.message);
         let bad = Spec {
             metadata: vec!["port=eighty".into()],
             ..spec
