@@ -27,6 +27,20 @@ use serde::{Deserialize, Serialize};
 use crate::integration::{Context, IntegrationError};
 use crate::metadata::Secret;
 
+/// The events that change what an infrastructure target should hold: what every sync
+/// provider permits (`.events(SYNC_EVENTS)`).
+pub const SYNC_EVENTS: &[crate::EventType] = &[
+    crate::EventType::SecretAdded,
+    crate::EventType::SecretUpdated,
+    crate::EventType::SecretDeleted,
+    crate::EventType::VariableAdded,
+    crate::EventType::VariableUpdated,
+    crate::EventType::VariableDeleted,
+    crate::EventType::EnvironmentUpdated,
+    crate::EventType::EnvironmentDeleted,
+    crate::EventType::IntegrationUpdated,
+];
+
 /// Placeholder for the entry's key in a key template.
 pub const KEY_PLACEHOLDER: &str = "{{key}}";
 

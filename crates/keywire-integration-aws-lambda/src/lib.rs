@@ -12,9 +12,8 @@ use keywire_core::schemars::JsonSchema;
 use keywire_core::sync::{Change, EntryKind, Op, RemoteKey, SyncTarget};
 use keywire_core::{
     ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, AllowRule, Applied, Category, Context,
-    EventType, FieldError, FieldErrors, Integration, IntegrationDescriptor, IntegrationError,
-    Metadata, OutboundError, OutboundPolicy, ScopeRule, Secret, Url, async_trait, inventory,
-    is_private_ip,
+    FieldError, FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata,
+    OutboundError, OutboundPolicy, ScopeRule, Secret, Url, async_trait, inventory, is_private_ip,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -630,19 +629,6 @@ impl SyncTarget for AwsLambda {
     }
 }
 
-/// The events that change what a Lambda integration should hold.
-const EVENTS: &[EventType] = &[
-    EventType::SecretAdded,
-    EventType::SecretUpdated,
-    EventType::SecretDeleted,
-    EventType::VariableAdded,
-    EventType::VariableUpdated,
-    EventType::VariableDeleted,
-    EventType::EnvironmentUpdated,
-    EventType::EnvironmentDeleted,
-    EventType::IntegrationUpdated,
-];
-
 inventory::submit! {
     IntegrationDescriptor::new::<AwsLambdaMetadata, AwsLambda>(
         "aws_lambda",
@@ -650,7 +636,7 @@ inventory::submit! {
         "Keeps one environment's secrets and variables in an AWS Lambda function's environment variables, next to the variables keywire does not manage.",
     )
     .category(Category::Infrastructure)
-    .events(EVENTS)
+    .events(keywire_core::sync::SYNC_EVENTS)
     .actions(&[ACTION_UPSERT, ACTION_DELETE, ACTION_CLEANUP_ON_REMOVE])
     .scope(ScopeRule::PROJECT_ONE_ENVIRONMENT)
 }

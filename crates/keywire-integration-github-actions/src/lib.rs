@@ -9,9 +9,9 @@ use crypto_box::PublicKey;
 use keywire_core::schemars::JsonSchema;
 use keywire_core::sync::{Change, EntryKind, Op, RemoteKey, SyncTarget};
 use keywire_core::{
-    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Applied, Category, Context, EventType,
-    FieldError, FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata,
-    Method, OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
+    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Applied, Category, Context, FieldError,
+    FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata, Method,
+    OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -673,19 +673,6 @@ impl SyncTarget for GithubActions {
     }
 }
 
-/// The events that change what a GitHub Actions integration should hold.
-const EVENTS: &[EventType] = &[
-    EventType::SecretAdded,
-    EventType::SecretUpdated,
-    EventType::SecretDeleted,
-    EventType::VariableAdded,
-    EventType::VariableUpdated,
-    EventType::VariableDeleted,
-    EventType::EnvironmentUpdated,
-    EventType::EnvironmentDeleted,
-    EventType::IntegrationUpdated,
-];
-
 inventory::submit! {
     IntegrationDescriptor::new::<GithubActionsMetadata, GithubActions>(
         "github_actions",
@@ -693,7 +680,7 @@ inventory::submit! {
         "Keeps a repository's GitHub Actions secrets and variables, repository-wide or per GitHub environment, equal to a project's.",
     )
     .category(Category::Infrastructure)
-    .events(EVENTS)
+    .events(keywire_core::sync::SYNC_EVENTS)
     .actions(&[ACTION_UPSERT, ACTION_DELETE, ACTION_CLEANUP_ON_REMOVE])
     .scope(ScopeRule::PROJECT_ENVIRONMENTS)
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use keywire_core::schemars::JsonSchema;
 use keywire_core::sync::{Change, EntryKind, Op, RemoteKey, SyncTarget};
 use keywire_core::{
-    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Category, Context, EventType,
-    FieldError, FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata,
-    Method, OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
+    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Category, Context, FieldError,
+    FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata, Method,
+    OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -531,19 +531,6 @@ impl SyncTarget for GitlabCi {
     }
 }
 
-/// The events that change what a GitLab CI/CD integration should hold.
-const EVENTS: &[EventType] = &[
-    EventType::SecretAdded,
-    EventType::SecretUpdated,
-    EventType::SecretDeleted,
-    EventType::VariableAdded,
-    EventType::VariableUpdated,
-    EventType::VariableDeleted,
-    EventType::EnvironmentUpdated,
-    EventType::EnvironmentDeleted,
-    EventType::IntegrationUpdated,
-];
-
 inventory::submit! {
     IntegrationDescriptor::new::<GitlabCiMetadata, GitlabCi>(
         "gitlab_ci",
@@ -551,7 +538,7 @@ inventory::submit! {
         "Keeps a GitLab project's CI/CD variables, per environment scope, equal to a project's secrets and variables, masking secrets.",
     )
     .category(Category::Infrastructure)
-    .events(EVENTS)
+    .events(keywire_core::sync::SYNC_EVENTS)
     .actions(&[ACTION_UPSERT, ACTION_DELETE, ACTION_CLEANUP_ON_REMOVE])
     .scope(ScopeRule::PROJECT_ENVIRONMENTS)
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keywire_core::schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use keywire_core::sync::{Change, EntryKind, Op, RemoteKey, SyncTarget};
 use keywire_core::{
-    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Category, Context, EventType,
-    FieldError, FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata,
-    Method, OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
+    ACTION_CLEANUP_ON_REMOVE, ACTION_DELETE, ACTION_UPSERT, Category, Context, FieldError,
+    FieldErrors, Integration, IntegrationDescriptor, IntegrationError, Metadata, Method,
+    OutboundError, Reply, ScopeRule, Secret, Url, async_trait, inventory,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -901,19 +901,6 @@ impl SyncTarget for Vercel {
     }
 }
 
-/// The events that change what a Vercel integration should hold.
-const EVENTS: &[EventType] = &[
-    EventType::SecretAdded,
-    EventType::SecretUpdated,
-    EventType::SecretDeleted,
-    EventType::VariableAdded,
-    EventType::VariableUpdated,
-    EventType::VariableDeleted,
-    EventType::EnvironmentUpdated,
-    EventType::EnvironmentDeleted,
-    EventType::IntegrationUpdated,
-];
-
 inventory::submit! {
     IntegrationDescriptor::new::<VercelMetadata, Vercel>(
         "vercel",
@@ -921,7 +908,7 @@ inventory::submit! {
         "Keeps a Vercel project's environment variables (production, preview, development or custom environments) equal to a project's secrets and variables, and can redeploy after a change.",
     )
     .category(Category::Infrastructure)
-    .events(EVENTS)
+    .events(keywire_core::sync::SYNC_EVENTS)
     .actions(&[ACTION_UPSERT, ACTION_DELETE, ACTION_CLEANUP_ON_REMOVE, ACTION_REDEPLOY])
     .scope(ScopeRule::PROJECT_ENVIRONMENTS)
 }

@@ -329,7 +329,7 @@ impl Worker {
             .db
             .integration_by_slug(slug)
             .await
-            .map_err(|err| crate::sync::SyncError::Storage(format!("keywire's database: {err}")))?;
+            .map_err(crate::sync::storage)?;
         crate::sync::run(&self.state, &stored, integration, ctx).await
     }
 }

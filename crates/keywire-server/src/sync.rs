@@ -128,7 +128,8 @@ impl SyncError {
     }
 }
 
-fn storage(err: keywire_db::DbError) -> SyncError {
+/// keywire's own database failed: retryable.
+pub(crate) fn storage(err: keywire_db::DbError) -> SyncError {
     SyncError::Storage(format!("keywire's database: {err}"))
 }
 

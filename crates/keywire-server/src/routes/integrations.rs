@@ -377,7 +377,7 @@ fn shown(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
     ApiError::fields(FieldErrors::one(pointer, detail), "")
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
-use crate::routes::integrations::{context, descriptor_of, load, scrub, secret_values};
+use crate::routes::integrations::{context, descriptor_of, invalid, load, scrub, secret_values};
 use crate::routes::runs::RunView;
 use crate::state::AppState;
 use crate::sync::{StoredSync, SyncError, mapped_environments};
@@ -68,10 +68,6 @@ pub(crate) fn sync_view(stored: &StoredIntegration) -> Option<SyncView> {
         on_conflict: settings.on_conflict,
         targets,
     })
-}
-
-fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
-    ApiError::fields(keywire_core::FieldErrors::one(pointer, detail), "")
 }
 
 /// Checks a `sync` body against the type and the integration's environments (id, slug), on
