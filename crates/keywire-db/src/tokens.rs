@@ -173,6 +173,16 @@ fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y));
+    // `black_box` keeps the optimizer from turning the fold into an early-exit comparison.
+    std::hint::black_box(difference) == 0
+}
+
 /// The part of a token shown to people: at most 10 characters and at most a quarter of it,
 /// so a short operator-chosen token is not half revealed.
 pub(crate) fn display_prefix(token: &str) -> String {
@@ -411,13 +421,23 @@ impl Db {
             let found = api_tokens::table
                 .inner_join(users::table)
                 .filter(api_tokens::token_hash.eq(&hash))
-                .select((User::as_select(), ApiToken::as_select()))
-                .first::<(User, ApiToken)>(conn)
+                .select((
+                    User::as_select(),
+                    ApiToken::as_select(),
+                    api_tokens::token_hash,
+                ))
+                .first::<(User, ApiToken, String)>(conn)
                 .await
                 .optional()?;
-            let Some((user, mut api_token)) = found else {
+            let Some((user, mut api_token, stored_hash)) = found else {
                 return Ok(None);
             };
+            // The index compared hashes, which tells a timing observer nothing about the token
+            // (SHA-256 is preimage resistant); this full-length, branch-free comparison keeps
+            // the answer independent of how the database compares strings.
+            if !constant_time_eq(stored_hash.as_bytes(), hash.as_bytes()) {
+                return Ok(None);
+            }
             if api_token.expires_at.is_some_and(|expires| expires <= now) {
                 return Ok(None);
             }
@@ -453,6 +473,15 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{first}"
         );
+    }
+
+    #[test]
+    fn constant_time_comparison_is_exact() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"Abc", b"abc"));
     }
 
     #[test]
