@@ -60,9 +60,11 @@ pub(crate) use with_conn;
 ///
 /// The body is the body of an async closure returning `Result<T, DbError>`: `?` and `return`
 /// leave the transaction, which is committed on `Ok` and rolled back on `Err`. On SQLite the
-/// transaction is `BEGIN IMMEDIATE`, so concurrent writers queue on `busy_timeout` instead of
-/// failing when a read lock cannot be upgraded; on PostgreSQL it is a plain `READ COMMITTED`
-/// transaction.
+/// transaction is `BEGIN IMMEDIATE`, taken while holding this process's writer lock, so
+/// concurrent writers queue in order on an async lock instead of sleeping in SQLite's busy
+/// handler (whose back-off sleeps of up to 100 ms set the tail latency under load), and
+/// `busy_timeout` only arbitrates with other processes; on PostgreSQL it is a plain
+/// `READ COMMITTED` transaction.
 macro_rules! transaction {
     // Without the commit signal: for transactions that create nothing a worker should look at
     // (a claim), so that workers do not wake each other up forever.
@@ -79,6 +81,7 @@ macro_rules! transaction {
                 .await
             }
             $crate::db::Pools::Sqlite(pool) => {
+                let _writer = db.sqlite_writer().await?;
                 let mut pooled = db.acquire(pool.get()).await?;
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
                 conn.immediate_transaction(
@@ -102,6 +105,7 @@ macro_rules! transaction {
                 .inspect(|_| db.committed().notify_waiters())
             }
             $crate::db::Pools::Sqlite(pool) => {
+                let _writer = db.sqlite_writer().await?;
                 let mut pooled = db.acquire(pool.get()).await?;
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
                 conn.immediate_transaction(
@@ -180,6 +184,8 @@ struct Inner {
     /// Signalled after every committed write transaction: delivery workers wake at once
     /// instead of waiting for their next poll.
     committed: tokio::sync::Notify,
+    /// Held around every SQLite write transaction (one writer at a time, in arrival order).
+    sqlite_writer: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Db {
@@ -272,6 +278,7 @@ impl Db {
                 redacted_url,
                 options,
                 committed: tokio::sync::Notify::new(),
+                sqlite_writer: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -335,6 +342,21 @@ impl Db {
     /// Signalled after every committed write transaction (delivery workers wait on it).
     pub fn committed(&self) -> &tokio::sync::Notify {
         &self.inner.committed
+    }
+
+    /// This process's turn to write to the SQLite file, waited for at most
+    /// [`DbOptions::acquire_timeout`] (a writer stuck elsewhere makes this
+    /// [`DbError::Unavailable`], never a hang).
+    pub(crate) async fn sqlite_writer(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, DbError> {
+        let timeout = self.inner.options.acquire_timeout;
+        tokio::time::timeout(timeout, self.inner.sqlite_writer.lock())
+            .await
+            .map_err(|_| {
+                DbError::Unavailable(format!(
+                    "the database {} stayed busy with other writes for {timeout:?}",
+                    self.inner.redacted_url
+                ))
+            })
     }
 
     pub(crate) fn pools(&self) -> &Pools {

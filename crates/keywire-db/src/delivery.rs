@@ -175,6 +175,40 @@ macro_rules! fan_out {
 }
 pub(crate) use fan_out;
 
+/// Rows per insert statement on PostgreSQL: far below its 65,535 bound parameters.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts many rows of one table.
+trait InsertMany<T> {
+    async fn insert_many(&mut self, rows: &[T]) -> Result<(), DbError>;
+}
+
+macro_rules! insert_many {
+    ($($row:ty => $table:path),*) => {$(
+        impl InsertMany<$row> for diesel_async::AsyncPgConnection {
+            /// Multi-row statements: one round trip per [`INSERT_CHUNK`] rows.
+            async fn insert_many(&mut self, rows: &[$row]) -> Result<(), DbError> {
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    diesel::insert_into($table).values(chunk).execute(self).await?;
+                }
+                Ok(())
+            }
+        }
+
+        impl InsertMany<$row> for crate::db::SqliteConn {
+            /// A statement per row: in-process, so a row costs no round trip (and diesel-async
+            /// cannot run SQLite's multi-row form).
+            async fn insert_many(&mut self, rows: &[$row]) -> Result<(), DbError> {
+                for row in rows {
+                    diesel::insert_into($table).values(row).execute(self).await?;
+                }
+                Ok(())
+            }
+        }
+    )*};
+}
+insert_many!(Run => runs::table, RunAttempt => run_attempts::table);
+
 /// Candidate integrations of an event's workspace and their environment narrowing.
 type Candidate = (String, String, String, Option<String>);
 
@@ -233,6 +267,7 @@ macro_rules! define_fan_out {
                 let touched = event.environment_id_list();
                 let at = now();
                 let mut inserted = 0;
+                let mut rows: Vec<Run> = Vec::with_capacity(hearing.len());
                 for (id, category, _, _) in hearing {
                     if let Some(allowed) = narrowed.get(id.as_str())
                         && !touched.iter().any(|env| allowed.contains(env.as_str()))
@@ -259,9 +294,11 @@ macro_rules! define_fan_out {
                         created_at: at,
                         finished_at: None,
                     };
-                    diesel::insert_into(runs::table).values(&run).execute(conn).await?;
+                    rows.push(run);
                     inserted += 1;
                 }
+                // One multi-row insert: a change heard by many integrations costs one statement.
+                conn.insert_many(&rows).await?;
                 if inserted > 0 {
                     conn.announce_runs().await?;
                 }
@@ -370,6 +407,96 @@ pub(crate) async fn fan_out_rows<C: FanOut>(conn: &mut C, event: &Event) -> Resu
     conn.fan_out(event).await
 }
 
+/// Slugs of the workspaces, projects and environments some events name.
+#[derive(Default)]
+struct SlugNames {
+    workspaces: BTreeMap<String, String>,
+    projects: BTreeMap<String, String>,
+    environments: BTreeMap<String, String>,
+}
+
+/// Loads, on `$conn`, the [`SlugNames`] of `$events` (`&[Event]`) with one query per table.
+macro_rules! slug_names {
+    ($conn:expr, $events:expr) => {{
+        let conn = $conn;
+        let events: &[Event] = $events;
+        let workspace_ids: BTreeSet<&String> = events.iter().map(|e| &e.workspace_id).collect();
+        let project_ids: BTreeSet<&String> = events
+            .iter()
+            .filter_map(|e| e.project_id.as_ref())
+            .collect();
+        let env_ids: BTreeSet<String> = events
+            .iter()
+            .flat_map(|e| e.environment_id_list())
+            .collect();
+        let mut names = SlugNames::default();
+        if !workspace_ids.is_empty() {
+            names.workspaces = workspaces::table
+                .filter(workspaces::id.eq_any(&workspace_ids))
+                .select((workspaces::id, workspaces::slug))
+                .load::<(String, String)>(conn)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        if !project_ids.is_empty() {
+            names.projects = projects::table
+                .filter(projects::id.eq_any(&project_ids))
+                .select((projects::id, projects::slug))
+                .load::<(String, String)>(conn)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        if !env_ids.is_empty() {
+            names.environments = environments::table
+                .filter(environments::id.eq_any(&env_ids))
+                .select((environments::id, environments::slug))
+                .load::<(String, String)>(conn)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        names
+    }};
+}
+
+impl SlugNames {
+    /// The slugs of `event`; a deleted project or environment falls back to the slug in the
+    /// event's payload.
+    fn slugs(&self, event: &Event) -> EventSlugs {
+        let env_ids = event.environment_id_list();
+        let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+        let workspace = self
+            .workspaces
+            .get(&event.workspace_id)
+            .cloned()
+            .unwrap_or_default();
+        let project = event
+            .project_id
+            .as_ref()
+            .and_then(|id| self.projects.get(id).cloned())
+            .or_else(|| payload["project"].as_str().map(str::to_owned))
+            .filter(|_| event.project_id.is_some());
+        let mut environments: Vec<String> = env_ids
+            .iter()
+            .filter_map(|id| self.environments.get(id).cloned())
+            .collect();
+        environments.sort();
+        if environments.is_empty()
+            && !env_ids.is_empty()
+            && let Some(slug) = payload["environment"].as_str()
+        {
+            environments.push(slug.to_owned());
+        }
+        EventSlugs {
+            workspace,
+            project,
+            environments,
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 struct Due {
     #[diesel(sql_type = Text)]
@@ -468,37 +595,33 @@ impl Db {
                 {
                     continue;
                 }
-                let taken = diesel::update(runs::table.find(&d.id))
-                    .filter(
-                        runs::status
-                            .eq(PENDING)
-                            .and(runs::next_attempt_at.le(at))
-                            .or(runs::status.eq(RUNNING).and(runs::lease_expires_at.lt(at))),
-                    )
-                    .set((
-                        runs::status.eq(RUNNING),
-                        runs::lease_owner.eq(worker),
-                        runs::lease_expires_at.eq(until),
-                        runs::attempts.eq(runs::attempts + 1),
-                    ))
-                    .execute(conn)
-                    .await?;
-                if taken == 1 {
-                    chosen.push(d.id);
-                }
+                chosen.push(d.id);
             }
-            let claimed: Vec<Run> = runs::table
+            if chosen.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One statement for the whole batch; the condition is checked again so a run
+            // another node took since the look stays theirs.
+            let claimed: Vec<Run> = diesel::update(runs::table)
                 .filter(runs::id.eq_any(&chosen))
-                .select(Run::as_select())
-                .load(conn)
+                .filter(
+                    runs::status
+                        .eq(PENDING)
+                        .and(runs::next_attempt_at.le(at))
+                        .or(runs::status.eq(RUNNING).and(runs::lease_expires_at.lt(at))),
+                )
+                .set((
+                    runs::status.eq(RUNNING),
+                    runs::lease_owner.eq(worker),
+                    runs::lease_expires_at.eq(until),
+                    runs::attempts.eq(runs::attempts + 1),
+                ))
+                .returning(Run::as_returning())
+                .get_results(conn)
                 .await?;
             Ok(claimed)
         })?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for run in claimed {
-            out.push(self.claimed(run).await?);
-        }
-        Ok(out)
+        self.claimed(claimed).await
     }
 
     fn placeholder(&self, n: usize) -> String {
@@ -508,34 +631,62 @@ impl Db {
         }
     }
 
-    async fn claimed(&self, run: Run) -> Result<Claimed, DbError> {
-        let (target, event) = with_conn!(self, |conn| {
-            let target: Target = integrations::table
-                .find(&run.integration_id)
+    /// What the workers need to deliver `runs`: targets, events and slugs, loaded with one
+    /// query per table for the whole batch (a change fanned out to ten integrations is read
+    /// once, not ten times).
+    async fn claimed(&self, mut runs: Vec<Run>) -> Result<Vec<Claimed>, DbError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        runs.sort_by_key(|run| run.next_attempt_at);
+        let target_ids: BTreeSet<&String> = runs.iter().map(|r| &r.integration_id).collect();
+        let event_ids: BTreeSet<&String> =
+            runs.iter().filter_map(|r| r.event_id.as_ref()).collect();
+        let (targets, events, names) = with_conn!(self, |conn| {
+            let targets: Vec<Target> = integrations::table
+                .filter(integrations::id.eq_any(&target_ids))
                 .select(Target::as_select())
-                .first(conn)
+                .load(conn)
                 .await?;
-            let event: Option<Event> = match &run.event_id {
-                Some(id) => events::table
-                    .find(id)
+            let events: Vec<Event> = if event_ids.is_empty() {
+                Vec::new()
+            } else {
+                events::table
+                    .filter(events::id.eq_any(&event_ids))
                     .select(Event::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?,
-                None => None,
+                    .load(conn)
+                    .await?
             };
-            (target, event)
+            let names = slug_names!(conn, &events);
+            (targets, events, names)
         });
-        let slugs = match &event {
-            Some(event) => self.event_slugs(event).await?,
-            None => EventSlugs::default(),
-        };
-        Ok(Claimed {
-            run,
-            target,
-            event,
-            slugs,
-        })
+        let targets: BTreeMap<String, Target> =
+            targets.into_iter().map(|t| (t.id.clone(), t)).collect();
+        let events: BTreeMap<String, (Event, EventSlugs)> = events
+            .into_iter()
+            .map(|event| {
+                let slugs = names.slugs(&event);
+                (event.id.clone(), (event, slugs))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            // An integration deleted since the claim has its runs deleted with it.
+            let Some(target) = targets.get(&run.integration_id).cloned() else {
+                continue;
+            };
+            let (event, slugs) = match run.event_id.as_ref().and_then(|id| events.get(id)) {
+                Some((event, slugs)) => (Some(event.clone()), slugs.clone()),
+                None => (None, EventSlugs::default()),
+            };
+            out.push(Claimed {
+                run,
+                target,
+                event,
+                slugs,
+            });
+        }
+        Ok(out)
     }
 
     /// The slugs behind an event's ids; a deleted project or environment falls back to the
@@ -545,50 +696,9 @@ impl Db {
     ///
     /// Any [`DbError`].
     pub async fn event_slugs(&self, event: &Event) -> Result<EventSlugs, DbError> {
-        let env_ids = event.environment_id_list();
-        let (workspace, project, environments) = with_conn!(self, |conn| {
-            let workspace: String = workspaces::table
-                .find(&event.workspace_id)
-                .select(workspaces::slug)
-                .first(conn)
-                .await?;
-            let project: Option<String> = match &event.project_id {
-                Some(id) => projects::table
-                    .find(id)
-                    .select(projects::slug)
-                    .first(conn)
-                    .await
-                    .optional()?,
-                None => None,
-            };
-            let environments: Vec<String> = if env_ids.is_empty() {
-                Vec::new()
-            } else {
-                environments::table
-                    .filter(environments::id.eq_any(&env_ids))
-                    .order(environments::slug.asc())
-                    .select(environments::slug)
-                    .load(conn)
-                    .await?
-            };
-            (workspace, project, environments)
-        });
-        let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
-        let project = project
-            .or_else(|| payload["project"].as_str().map(str::to_owned))
-            .filter(|_| event.project_id.is_some());
-        let mut environments = environments;
-        if environments.is_empty()
-            && !env_ids.is_empty()
-            && let Some(slug) = payload["environment"].as_str()
-        {
-            environments.push(slug.to_owned());
-        }
-        Ok(EventSlugs {
-            workspace,
-            project,
-            environments,
-        })
+        let events = std::slice::from_ref(event);
+        let names = with_conn!(self, |conn| slug_names!(conn, events));
+        Ok(names.slugs(event))
     }
 
     /// Records an attempt of a run held by `worker` and finishes the run or schedules its next
@@ -604,68 +714,92 @@ impl Db {
         worker: &str,
         result: &AttemptResult,
     ) -> Result<bool, DbError> {
+        let recorded = self.finish_attempts(worker, &[(run, result)]).await?;
+        Ok(recorded[0])
+    }
+
+    /// [`Db::finish_attempt`] for many runs in one transaction (a worker records a batch of
+    /// attempts at once). Returns, per item, whether it was recorded.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`]; nothing is recorded then.
+    pub async fn finish_attempts(
+        &self,
+        worker: &str,
+        items: &[(&Run, &AttemptResult)],
+    ) -> Result<Vec<bool>, DbError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let at = now();
-        let excerpt: String = result.excerpt.chars().take(1024).collect();
-        let attempt = RunAttempt {
-            id: new_id(),
-            run_id: run.id.clone(),
-            number: run.attempts,
-            started_at: result.started_at,
-            duration_ms: result.duration.as_millis().min(i64::MAX as u128) as i64,
-            outcome: result.outcome.to_owned(),
-            http_status: result.http_status.map(i32::from),
-            excerpt: excerpt.clone(),
-            next_attempt_at: result.retry_at,
-        };
+        let rows: Vec<(RunAttempt, Option<String>)> = items
+            .iter()
+            .map(|(run, result)| {
+                let excerpt: String = result.excerpt.chars().take(1024).collect();
+                let error = (result.outcome != "succeeded").then(|| excerpt.clone());
+                let attempt = RunAttempt {
+                    id: new_id(),
+                    run_id: run.id.clone(),
+                    number: run.attempts,
+                    started_at: result.started_at,
+                    duration_ms: result.duration.as_millis().min(i64::MAX as u128) as i64,
+                    outcome: result.outcome.to_owned(),
+                    http_status: result.http_status.map(i32::from),
+                    excerpt,
+                    next_attempt_at: result.retry_at,
+                };
+                (attempt, error)
+            })
+            .collect();
         transaction!(self, |conn| {
-            let mine: i64 = runs::table
-                .filter(runs::id.eq(&run.id))
-                .filter(runs::status.eq(RUNNING))
-                .filter(runs::lease_owner.eq(worker))
-                .filter(runs::attempts.eq(run.attempts))
-                .count()
-                .get_result(conn)
-                .await?;
-            if mine == 0 {
-                return Ok(false);
-            }
-            diesel::insert_into(run_attempts::table)
-                .values(&attempt)
-                .execute(conn)
-                .await?;
-            let error = (result.outcome != "succeeded").then_some(excerpt);
-            match result.retry_at {
-                Some(next) => {
-                    diesel::update(runs::table.find(&run.id))
-                        .set((
-                            runs::status.eq(PENDING),
-                            runs::next_attempt_at.eq(next),
-                            runs::lease_owner.eq(None::<String>),
-                            runs::lease_expires_at.eq(None::<NaiveDateTime>),
-                            runs::last_error.eq(error),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                None => {
-                    let status = if result.outcome == "succeeded" {
-                        SUCCEEDED
-                    } else {
-                        FAILED
-                    };
-                    diesel::update(runs::table.find(&run.id))
-                        .set((
-                            runs::status.eq(status),
-                            runs::lease_owner.eq(None::<String>),
-                            runs::lease_expires_at.eq(None::<NaiveDateTime>),
-                            runs::last_error.eq(error),
-                            runs::finished_at.eq(Some(at)),
-                        ))
-                        .execute(conn)
-                        .await?;
+            let mut recorded = vec![false; items.len()];
+            let mut attempts: Vec<RunAttempt> = Vec::with_capacity(items.len());
+            for (i, ((run, result), (attempt, error))) in items.iter().zip(&rows).enumerate() {
+                // Only while this worker still holds this attempt of the run.
+                let mine = runs::table
+                    .filter(runs::id.eq(&run.id))
+                    .filter(runs::status.eq(RUNNING))
+                    .filter(runs::lease_owner.eq(worker))
+                    .filter(runs::attempts.eq(run.attempts));
+                let updated = match result.retry_at {
+                    Some(next) => {
+                        diesel::update(mine)
+                            .set((
+                                runs::status.eq(PENDING),
+                                runs::next_attempt_at.eq(next),
+                                runs::lease_owner.eq(None::<String>),
+                                runs::lease_expires_at.eq(None::<NaiveDateTime>),
+                                runs::last_error.eq(error),
+                            ))
+                            .execute(conn)
+                            .await?
+                    }
+                    None => {
+                        let status = if result.outcome == "succeeded" {
+                            SUCCEEDED
+                        } else {
+                            FAILED
+                        };
+                        diesel::update(mine)
+                            .set((
+                                runs::status.eq(status),
+                                runs::lease_owner.eq(None::<String>),
+                                runs::lease_expires_at.eq(None::<NaiveDateTime>),
+                                runs::last_error.eq(error),
+                                runs::finished_at.eq(Some(at)),
+                            ))
+                            .execute(conn)
+                            .await?
+                    }
+                };
+                if updated == 1 {
+                    recorded[i] = true;
+                    attempts.push(attempt.clone());
                 }
             }
-            Ok(true)
+            conn.insert_many(&attempts).await?;
+            Ok(recorded)
         })
     }
 

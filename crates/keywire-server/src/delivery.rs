@@ -5,12 +5,14 @@
 //! when a write commits in this process (`Db::committed`) and poll as a fallback, so a change
 //! made on another node is picked up within one poll interval.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keywire_core::{
     Actor, Context, Delivery, EventData, EventSource, EventType, IntegrationError, Severity, find,
 };
-use keywire_db::delivery::{AttemptResult, Claimed};
+use keywire_db::delivery::{AttemptResult, Claimed, Run};
 use tokio::sync::watch;
 
 use crate::state::AppState;
@@ -94,6 +96,7 @@ pub fn spawn_workers(
         std::process::id(),
         &keywire_db::generate_token()[3..11]
     );
+    let built = Built::default();
     (0..config.workers.max(1))
         .map(|i| {
             let worker = Worker {
@@ -101,17 +104,68 @@ pub fn spawn_workers(
                 state: state.clone(),
                 config: config.clone(),
                 stop: stop.clone(),
+                built: built.clone(),
             };
             runtime.spawn(worker.run())
         })
         .collect()
 }
 
+/// Runs a worker claims at once. They are attempted concurrently and recorded together, so a
+/// busy queue costs two transactions per batch instead of two per delivery.
+const CLAIM_BATCH: i64 = 32;
+
 struct Worker {
     id: String,
     state: AppState,
     config: WorkerConfig,
     stop: watch::Receiver<bool>,
+    built: Built,
+}
+
+/// Integrations built from their stored settings, shared by the workers of this process and
+/// keyed by integration id. An entry is used only while the sealed settings it was built from
+/// are still the stored ones, so an update takes effect at the next delivery; decrypting,
+/// parsing and building once per settings version instead of once per delivery.
+#[derive(Clone, Default)]
+struct Built(Arc<Mutex<HashMap<String, Arc<Ready>>>>);
+
+/// An integration ready to deliver, and the credential values to scrub from what it reports.
+struct Ready {
+    sealed: String,
+    integration: Box<dyn keywire_core::Integration>,
+    secrets: Vec<String>,
+}
+
+/// Most integrations kept built; past it the map starts over (a rebuild is cheap).
+const BUILT_CAPACITY: usize = 4096;
+
+impl Built {
+    fn get(&self, id: &str, sealed: &str) -> Option<Arc<Ready>> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(id).filter(|ready| ready.sealed == sealed).cloned()
+    }
+
+    fn put(&self, id: &str, ready: Arc<Ready>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= BUILT_CAPACITY {
+            map.clear();
+        }
+        map.insert(id.to_owned(), ready);
+    }
+}
+
+/// What one attempt produced, to be recorded.
+struct Done {
+    run: Run,
+    result: AttemptResult,
+    event_created_at: Option<chrono::NaiveDateTime>,
 }
 
 impl Worker {
@@ -128,13 +182,11 @@ impl Worker {
             match self
                 .state
                 .db
-                .claim_runs(&self.id, 1, self.config.lease)
+                .claim_runs(&self.id, CLAIM_BATCH, self.config.lease)
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
-                    for run in claimed {
-                        self.deliver(run).await;
-                    }
+                    self.deliver_all(claimed).await;
                     continue;
                 }
                 Ok(_) => {}
@@ -149,15 +201,84 @@ impl Worker {
         tracing::debug!(worker = %self.id, "delivery worker stopped");
     }
 
-    async fn deliver(&self, claimed: Claimed) {
+    /// Attempts every claimed run at once (each in its own task, so a slow provider holds up
+    /// only its own delivery) and records the attempts as they end, together when several end
+    /// together.
+    async fn deliver_all(&self, claimed: Vec<Claimed>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for run in claimed {
+            let attempt = Attempter {
+                state: self.state.clone(),
+                config: self.config.clone(),
+                built: self.built.clone(),
+            };
+            tasks.spawn(async move { attempt.deliver(run).await });
+        }
+        while let Some(first) = tasks.join_next().await {
+            let mut done: Vec<Done> = Vec::new();
+            let mut push = |joined: Result<Done, tokio::task::JoinError>| match joined {
+                Ok(one) => done.push(one),
+                // The lease expires and the run is tried again.
+                Err(err) => tracing::error!(error = %err, "a delivery task failed"),
+            };
+            push(first);
+            while let Some(more) = tasks.try_join_next() {
+                push(more);
+            }
+            self.record(done).await;
+        }
+    }
+
+    /// Records finished attempts in one transaction.
+    async fn record(&self, done: Vec<Done>) {
+        if done.is_empty() {
+            return;
+        }
+        let items: Vec<(&Run, &AttemptResult)> = done.iter().map(|d| (&d.run, &d.result)).collect();
+        match self.state.db.finish_attempts(&self.id, &items).await {
+            Ok(recorded) => {
+                for (d, recorded) in done.iter().zip(recorded) {
+                    if !recorded {
+                        tracing::warn!(run = %d.run.id, "lease lost before the attempt was recorded");
+                        continue;
+                    }
+                    self.state.metrics.attempt(d.result.outcome);
+                    if d.result.outcome == "succeeded"
+                        && let Some(created_at) = d.event_created_at
+                    {
+                        let waited = chrono::Utc::now().naive_utc() - created_at;
+                        self.state
+                            .metrics
+                            .delivered(waited.to_std().unwrap_or_default());
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(runs = done.len(), error = %err, "cannot record the attempts; their leases will expire and the runs be retried");
+            }
+        }
+    }
+}
+
+/// What one delivery task needs (owned: it runs as its own task).
+struct Attempter {
+    state: AppState,
+    config: WorkerConfig,
+    built: Built,
+}
+
+impl Attempter {
+    async fn deliver(&self, claimed: Claimed) -> Done {
         let started_at = chrono::Utc::now().naive_utc();
         let clock = Instant::now();
-        let (outcome, secrets) = self.attempt(&claimed).await;
+        let (outcome, ready) = self.attempt(&claimed).await;
         let duration = clock.elapsed();
         let attempts = usize::try_from(claimed.run.attempts).unwrap_or(usize::MAX);
+        let no_secrets = Vec::new();
+        let secrets = ready.as_ref().map_or(&no_secrets, |r| &r.secrets);
         let result = classify(
             outcome,
-            &secrets,
+            secrets,
             attempts,
             &self.config,
             started_at,
@@ -172,69 +293,38 @@ impl Worker {
             millis = duration.as_millis() as u64,
             "delivery attempt"
         );
-        match self
-            .state
-            .db
-            .finish_attempt(&claimed.run, &self.id, &result)
-            .await
-        {
-            Ok(true) => {
-                self.state.metrics.attempt(result.outcome);
-                if result.outcome == "succeeded"
-                    && let Some(event) = &claimed.event
-                {
-                    let waited = chrono::Utc::now().naive_utc() - event.created_at;
-                    self.state
-                        .metrics
-                        .delivered(waited.to_std().unwrap_or_default());
-                }
-            }
-            Ok(false) => {
-                tracing::warn!(run = %claimed.run.id, "lease lost before the attempt was recorded")
-            }
-            Err(err) => {
-                tracing::warn!(run = %claimed.run.id, error = %err, "cannot record the attempt; the lease will expire and the run be retried")
-            }
+        Done {
+            event_created_at: claimed.event.as_ref().map(|e| e.created_at),
+            run: claimed.run,
+            result,
         }
     }
 
-    /// One attempt. Returns its result and the credential values to scrub from excerpts.
-    async fn attempt(&self, claimed: &Claimed) -> (Attempt, Vec<String>) {
-        let target = &claimed.target;
-        if !target.enabled {
-            return (
-                Attempt::Permanent("the integration is disabled".into(), None),
-                Vec::new(),
-            );
+    /// The integration of `target` built from its stored settings (cached per settings
+    /// version), or why it cannot be.
+    fn ready(&self, target: &keywire_db::delivery::Target) -> Result<Arc<Ready>, Attempt> {
+        if let Some(ready) = self.built.get(&target.id, &target.metadata) {
+            return Ok(ready);
         }
         let Some(descriptor) = find(&target.integration_type) else {
-            return (
-                Attempt::Permanent(
-                    format!(
-                        "integration type `{}` is not in this build",
-                        target.integration_type
-                    ),
-                    None,
+            return Err(Attempt::Permanent(
+                format!(
+                    "integration type `{}` is not in this build",
+                    target.integration_type
                 ),
-                Vec::new(),
-            );
+                None,
+            ));
         };
-        let metadata = match self
+        let metadata = self
             .state
             .cipher
             .open_text(&target.metadata, &format!("integrations/{}", target.id))
-        {
-            Ok(text) => text,
-            Err(err) => {
-                return (
-                    Attempt::Permanent(
-                        format!("the integration's settings cannot be decrypted: {err}"),
-                        None,
-                    ),
-                    Vec::new(),
-                );
-            }
-        };
+            .map_err(|err| {
+                Attempt::Permanent(
+                    format!("the integration's settings cannot be decrypted: {err}"),
+                    None,
+                )
+            })?;
         let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
         // Every credential string, maps and lists of credentials included.
         let secrets: Vec<String> = descriptor
@@ -242,18 +332,39 @@ impl Worker {
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect();
-        let integration = match descriptor.build(&metadata) {
-            Ok(integration) => integration,
-            Err(errors) => {
-                return (
-                    Attempt::Permanent(
-                        format!("the stored settings are no longer valid: {errors}"),
-                        None,
-                    ),
-                    secrets,
-                );
-            }
+        let integration = descriptor.build(&metadata).map_err(|errors| {
+            Attempt::Permanent(
+                scrub(
+                    &format!("the stored settings are no longer valid: {errors}"),
+                    &secrets,
+                ),
+                None,
+            )
+        })?;
+        let ready = Arc::new(Ready {
+            sealed: target.metadata.clone(),
+            integration,
+            secrets,
+        });
+        self.built.put(&target.id, ready.clone());
+        Ok(ready)
+    }
+
+    /// One attempt. Returns its result and the built integration (whose credential values
+    /// are scrubbed from excerpts).
+    async fn attempt(&self, claimed: &Claimed) -> (Attempt, Option<Arc<Ready>>) {
+        let target = &claimed.target;
+        if !target.enabled {
+            return (
+                Attempt::Permanent("the integration is disabled".into(), None),
+                None,
+            );
+        }
+        let ready = match self.ready(target) {
+            Ok(ready) => ready,
+            Err(why) => return (why, None),
         };
+        let integration = ready.integration.as_ref();
         let ctx = Context {
             http: self.state.http.clone(),
             public_url: self.state.public_url.clone(),
@@ -261,7 +372,7 @@ impl Worker {
         if claimed.run.kind == "sync" {
             let outcome = match tokio::time::timeout(
                 self.config.attempt_timeout,
-                self.sync(&claimed.target.slug, integration.as_ref(), &ctx),
+                self.sync(&claimed.target.slug, integration, &ctx),
             )
             .await
             {
@@ -277,18 +388,18 @@ impl Worker {
                     }
                 }
             };
-            return (outcome, secrets);
+            return (outcome, Some(ready));
         }
         let Some(event) = &claimed.event else {
             return (
                 Attempt::Permanent("the run has no event to deliver".into(), None),
-                secrets,
+                Some(ready),
             );
         };
         let Some(data) = event_data(event, &claimed.slugs) else {
             return (
                 Attempt::Permanent("the event is not readable".into(), None),
-                secrets,
+                Some(ready),
             );
         };
         let attempt = u32::try_from(claimed.run.attempts).unwrap_or(u32::MAX);
@@ -311,11 +422,11 @@ impl Worker {
                 Attempt::Permanent(err.to_string(), status)
             }
         };
-        (outcome, secrets)
+        (outcome, Some(ready))
     }
 }
 
-impl Worker {
+impl Attempter {
     /// A sync run: the integration as stored now (its mapping, actions and settings), planned
     /// and applied by [`crate::sync::run`].
     async fn sync(
