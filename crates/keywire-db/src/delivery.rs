@@ -624,6 +624,23 @@ impl Db {
         self.claimed(claimed).await
     }
 
+    /// When the earliest waiting run falls due (UTC), if any run waits: idle workers sleep
+    /// until then rather than a whole poll interval, so a debounced sync or a retry starts
+    /// on time. One read of the `(status, next_attempt_at)` index.
+    ///
+    /// # Errors
+    ///
+    /// Any [`DbError`].
+    pub async fn next_due_at(&self) -> Result<Option<NaiveDateTime>, DbError> {
+        Ok(with_conn!(self, |conn| {
+            runs::table
+                .filter(runs::status.eq(PENDING))
+                .select(diesel::dsl::min(runs::next_attempt_at))
+                .first::<Option<NaiveDateTime>>(conn)
+                .await?
+        }))
+    }
+
     fn placeholder(&self, n: usize) -> String {
         match self.backend() {
             Backend::Postgres => format!("${n}"),

@@ -192,13 +192,32 @@ impl Worker {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(worker = %self.id, error = %err, "cannot claim runs"),
             }
+            let wait = self.idle_wait().await;
             tokio::select! {
                 () = committed => {}
-                () = tokio::time::sleep(self.config.poll) => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = self.stop.changed() => {}
             }
         }
         tracing::debug!(worker = %self.id, "delivery worker stopped");
+    }
+
+    /// How long to sleep when nothing is due: until the earliest waiting run falls due, at
+    /// most one poll interval (which also covers runs of other nodes and expired leases).
+    async fn idle_wait(&self) -> Duration {
+        match self.state.db.next_due_at().await {
+            Ok(Some(due)) => {
+                let until = (due - chrono::Utc::now().naive_utc())
+                    .to_std()
+                    .unwrap_or_default();
+                // A run due now that this worker could not claim is another's: do not spin.
+                until.clamp(
+                    Duration::from_millis(50).min(self.config.poll),
+                    self.config.poll,
+                )
+            }
+            Ok(None) | Err(_) => self.config.poll,
+        }
     }
 
     /// Attempts every claimed run at once (each in its own task, so a slow provider holds up
