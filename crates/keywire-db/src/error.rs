@@ -47,6 +47,12 @@ impl From<diesel::result::Error> for DbError {
                 _ if info.message().contains("database is locked") => {
                     Self::Unavailable(info.message().to_owned())
                 }
+                // PostgreSQL went away: diesel-async reports a lost connection as
+                // `UnableToSendCommand` ("connection closed", "error communicating with the
+                // server"), and a server shutting down or restarting ends sessions with class
+                // 57 errors ("terminating connection due to administrator command", "the
+                // database system is shutting down"), which arrive as `Unknown`.
+                _ if lost_server(info.message()) => Self::Unavailable(info.message().to_owned()),
                 _ => Self::Other(info.message().to_owned()),
             },
             Error::BrokenTransactionManager => {
@@ -55,6 +61,14 @@ impl From<diesel::result::Error> for DbError {
             other => Self::Other(other.to_string()),
         }
     }
+}
+
+/// Whether a PostgreSQL error message says the server or the connection to it is gone.
+fn lost_server(message: &str) -> bool {
+    message == "connection closed"
+        || message.starts_with("error communicating with the server")
+        || message.starts_with("terminating connection")
+        || message.starts_with("the database system is")
 }
 
 impl From<ConnectionError> for DbError {
@@ -66,5 +80,47 @@ impl From<ConnectionError> for DbError {
 impl From<tokio::task::JoinError> for DbError {
     fn from(error: tokio::task::JoinError) -> Self {
         Self::Other(format!("blocking database task failed: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::DbError;
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> DbError {
+        Error::DatabaseError(kind, Box::new(message.to_owned())).into()
+    }
+
+    #[test]
+    fn a_lost_or_restarting_postgres_is_unavailable() {
+        for (kind, message) in [
+            (DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            (
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer (os error 104)",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+        ] {
+            assert!(
+                matches!(database(kind, message), DbError::Unavailable(_)),
+                "{message}"
+            );
+        }
+        assert!(matches!(
+            database(
+                DatabaseErrorKind::Unknown,
+                "syntax error at or near \"SELEC\""
+            ),
+            DbError::Other(_)
+        ));
     }
 }

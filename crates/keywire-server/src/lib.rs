@@ -218,11 +218,21 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
         probe_writable(&args.data_dir)?;
     }
     let cipher = master_key(&args)?;
+    // Errors name the database: the SQLite file, never a PostgreSQL URL (it may hold a
+    // password).
+    let shown = if url.starts_with("postgres") {
+        "named by KEYWIRE_DATABASE_URL".to_owned()
+    } else {
+        url.clone()
+    };
     let db = Db::connect(&url)
         .await
-        .context("cannot open the database")?;
+        .with_context(|| format!("cannot open the database {shown}"))?;
     tracing::info!(database = db.redacted_url(), "database opened");
-    let applied = db.migrate().await.context("cannot migrate the database")?;
+    let applied = db
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate the database {}", db.redacted_url()))?;
     if !applied.is_empty() {
         tracing::info!(count = applied.len(), "migrations applied");
     }
@@ -345,7 +355,7 @@ fn master_key(args: &ServeArgs) -> anyhow::Result<keywire_db::Cipher> {
             .map_err(|e| anyhow::anyhow!("KEYWIRE_MASTER_KEY: {e}"));
     }
     let path = args.data_dir.join("master.key");
-    match std::fs::read_to_string(&path) {
+    match read_key_file(&path) {
         Ok(encoded) => {
             Cipher::from_base64(&encoded).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         }
@@ -372,6 +382,24 @@ fn master_key(args: &ServeArgs) -> anyhow::Result<keywire_db::Cipher> {
             path.display()
         )),
     }
+}
+
+/// Reads a key file, refusing one longer than 1 KiB (a key is 44 characters): a device such
+/// as `/dev/zero` or a stray large file must not be read into memory.
+fn read_key_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    const LIMIT: u64 = 1024;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(LIMIT + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {LIMIT} bytes: not a master key file"),
+        ));
+    }
+    Ok(text)
 }
 
 /// `keywire rotate-key`: re-encrypts everything from the current master key to a new one.
@@ -463,7 +491,9 @@ fn rotate_key(args: &config::RotateKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates `path` with mode 0600 (never readable by others, not even briefly).
+/// Creates `path` with mode 0600 (never readable by others, not even briefly). When the
+/// write fails (a full disk), the file is removed: a truncated key file would stop every later
+/// start.
 fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -471,8 +501,11 @@ fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         .create_new(true)
         .mode(0o600)
         .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 /// Fails early, with the path in the message, when the data directory cannot be written.

@@ -3,6 +3,7 @@
 pub mod db;
 pub mod discord;
 pub mod fake;
+pub mod faults;
 pub mod github;
 pub mod gitlab;
 pub mod lambda;

@@ -174,6 +174,14 @@ impl Server {
         self.child.id()
     }
 
+    /// Kills the process at once with SIGKILL, as a crash or `kill -9` would (no shutdown, no
+    /// cleanup), and reaps it. To restart on the same data directory or database, start a new
+    /// [`Server`] from the same [`ServerConfig`] afterwards.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits (at most 20 s) for the exit.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let _ = Command::new("kill")

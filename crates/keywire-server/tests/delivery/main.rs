@@ -8,6 +8,8 @@
 )]
 mod support;
 
+mod faults;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
