@@ -1033,7 +1033,12 @@ impl Db {
             crate::database_url::Target::Sqlite { .. } => return,
         };
         loop {
-            match diesel_async::AsyncPgConnection::establish(&url).await {
+            // Bounded like every other connection attempt: a server that stops answering
+            // must not hold the listener for the TCP timeout.
+            match self
+                .acquire(diesel_async::AsyncPgConnection::establish(&url))
+                .await
+            {
                 Ok(mut conn) => {
                     if let Err(err) = diesel::sql_query(format!("LISTEN {RUNS_CHANNEL}"))
                         .execute(&mut conn)

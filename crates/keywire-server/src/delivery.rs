@@ -254,7 +254,31 @@ impl Worker {
             return;
         }
         let items: Vec<(&Run, &AttemptResult)> = done.iter().map(|d| (&d.run, &d.result)).collect();
-        match self.state.db.finish_attempts(&self.id, &items).await {
+        // The deliveries happened: keep trying to record them while the leases hold (a
+        // database blip would otherwise make the runs be delivered again).
+        let deadline = done
+            .iter()
+            .filter_map(|d| d.run.lease_expires_at)
+            .min()
+            .map(|expires| expires - chrono::Duration::seconds(1));
+        let mut pause = Duration::from_millis(50);
+        let recorded = loop {
+            match self.state.db.finish_attempts(&self.id, &items).await {
+                Err(keywire_db::DbError::Unavailable(why))
+                    if deadline.is_some_and(|deadline| {
+                        chrono::Utc::now().naive_utc()
+                            + chrono::Duration::from_std(pause).unwrap_or_default()
+                            < deadline
+                    }) =>
+                {
+                    tracing::debug!(error = %why, "cannot record attempts yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
+        match recorded {
             Ok(recorded) => {
                 for (d, recorded) in done.iter().zip(recorded) {
                     if !recorded {

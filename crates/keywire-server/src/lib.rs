@@ -314,11 +314,22 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
         .shutdown_timeout(10)
         .bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-        for addr in server.addrs() {
-            tracing::info!(%addr, "listening");
-            say(&format!("keywire listening on http://{addr}"));
+        let addrs = server.addrs();
+        // Started (and its SIGTERM/SIGINT handlers installed, which happens on its first
+        // poll) before "listening" is announced: a supervisor that signals right after the
+        // line gets a graceful stop, not the default action of the signal.
+        let mut running = std::pin::pin!(server.run());
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(running.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(ended) = first {
+            ended.context("the HTTP server failed")?;
+        } else {
+            for addr in addrs {
+                tracing::info!(%addr, "listening");
+                say(&format!("keywire listening on http://{addr}"));
+            }
+            running.await.context("the HTTP server failed")?;
         }
-        server.run().await.context("the HTTP server failed")?;
     }
     // Workers finish the attempt in hand (at most the attempt timeout) and stop; an attempt
     // cut short by a harder stop is taken again when its lease expires.

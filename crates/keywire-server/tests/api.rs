@@ -213,6 +213,18 @@ async fn unknown_routes_and_oversized_bodies_are_problem_json() {
     assert!(big.2["detail"].as_str().unwrap().contains("4096"));
 }
 
+#[test]
+fn sigterm_right_after_the_listening_line_is_a_clean_stop() {
+    // A supervisor may signal as soon as it sees the line: the handlers are in place by then.
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&ServerConfig::new(BIN, dir.path()));
+        let (status, log) = server.terminate();
+        assert!(status.success(), "SIGTERM is a clean stop: {status}\n{log}");
+        assert!(log.contains("stopped"), "{log}");
+    }
+}
+
 #[tokio::test]
 async fn first_start_prints_one_token_once_and_never_logs_it() {
     let dir = tempfile::tempdir().unwrap();
