@@ -170,6 +170,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&args.log_format);
     let background = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // SQLite calls run here (one per pooled connection at a time); a small pool keeps
+        // idle threads, and their malloc arenas, from piling up under bursts.
+        .max_blocking_threads(16)
         .thread_name("keywire-background")
         .enable_all()
         .build()
@@ -282,9 +285,9 @@ pub async fn serve(args: ServeArgs, background: tokio::runtime::Handle) -> anyho
         http,
         public_url: args.public_url.clone(),
         max_body_bytes: args.max_body_bytes,
-        openapi: serde_json::Value::Null,
+        openapi: std::sync::Arc::new(serde_json::Value::Null),
     };
-    state.openapi = openapi_document(web::Data::new(state.clone()));
+    state.openapi = std::sync::Arc::new(openapi_document(web::Data::new(state.clone())));
     let state = web::Data::new(state);
 
     let (stop_workers, stop) = tokio::sync::watch::channel(false);

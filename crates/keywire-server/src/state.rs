@@ -22,8 +22,9 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
-    /// The OpenAPI document, generated from the handlers at start-up.
-    pub openapi: serde_json::Value,
+    /// The OpenAPI document, generated from the handlers at start-up. Shared, not owned:
+    /// the state is cloned for every task it is handed to.
+    pub openapi: std::sync::Arc<serde_json::Value>,
 }
 
 /// The body limit configured for this server.

@@ -62,5 +62,5 @@ async fn ready(state: web::Data<AppState>) -> Result<web::Json<Ready>, ApiError>
 #[utoipa::path(tag = "health", responses((status = 200, description = "The OpenAPI document")))]
 #[get("/openapi.json")]
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(&state.openapi)
+    HttpResponse::Ok().json(&*state.openapi)
 }
