@@ -20,8 +20,37 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl, SimpleA
 use crate::DbError;
 use crate::database_url::{self, Target};
 
-/// The async face of a SQLite connection: every call runs on tokio's blocking pool.
-pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// The async face of a SQLite connection. Calls run inline (see [`Inline`]).
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// Runs a SQLite call right where it is awaited instead of on tokio's blocking pool.
+///
+/// A statement on a local file takes microseconds; handing each one to a pool thread and back
+/// cost more than the statement (a write transaction is a dozen statements, run one after
+/// the other while this process's writer lock is held), and under load those hops, not
+/// SQLite, set the write rate. What can make a call wait is another *process* holding the
+/// file's write lock (this process's writers queue on an async lock first): that blocks the
+/// calling thread for at most `busy_timeout`, and ends in a 503.
+pub(crate) struct Inline;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        Box::pin(std::future::ready(Ok(task())))
+    }
+
+    fn get_runtime() -> Self {
+        Inline
+    }
+}
 
 /// The pool of one backend.
 pub(crate) enum Pools {
@@ -84,7 +113,8 @@ macro_rules! transaction {
                 let _writer = db.sqlite_writer().await?;
                 let mut pooled = db.acquire(pool.get()).await?;
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
-                conn.immediate_transaction(
+                $crate::db::immediate_transaction(
+                    conn,
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
@@ -108,7 +138,8 @@ macro_rules! transaction {
                 let _writer = db.sqlite_writer().await?;
                 let mut pooled = db.acquire(pool.get()).await?;
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
-                conn.immediate_transaction(
+                $crate::db::immediate_transaction(
+                    conn,
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
@@ -118,6 +149,32 @@ macro_rules! transaction {
     }};
 }
 pub(crate) use transaction;
+
+/// `BEGIN IMMEDIATE`, `f`, then `COMMIT` (or `ROLLBACK` when `f` fails) on a SQLite
+/// connection: diesel-async's own `immediate_transaction` exists only for its blocking-pool
+/// wrapper.
+pub(crate) async fn immediate_transaction<R, F>(conn: &mut SqliteConn, f: F) -> Result<R, DbError>
+where
+    F: AsyncFnOnce(&mut SqliteConn) -> Result<R, DbError>,
+{
+    use diesel::connection::AnsiTransactionManager;
+    use diesel_async::TransactionManager as _;
+    type Manager = diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper<
+        AnsiTransactionManager,
+    >;
+    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+        .await?;
+    match f(&mut *conn).await {
+        Ok(value) => {
+            Manager::commit_transaction(&mut *conn).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            Manager::rollback_transaction(&mut *conn).await?;
+            Err(error)
+        }
+    }
+}
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
