@@ -496,11 +496,29 @@ enum Attempt {
 }
 
 /// Replaces every credential value in `text` with `***`.
+///
+/// Excerpts are cut before they get here, so a credential may also stand at the end cut
+/// short: a tail of 4 or more characters that begins a credential is blanked too.
 fn scrub(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for secret in secrets {
         if secret.len() >= 4 {
             out = out.replace(secret.as_str(), "***");
+        }
+    }
+    for secret in secrets {
+        if secret.len() < 4 {
+            continue;
+        }
+        // The longest tail of `out` that is a prefix of `secret` (at least 4 bytes long).
+        let longest = secret.len().min(out.len());
+        let cut = (4..=longest)
+            .rev()
+            .map(|n| out.len() - n)
+            .find(|&start| out.is_char_boundary(start) && secret.starts_with(&out[start..]));
+        if let Some(start) = cut {
+            out.truncate(start);
+            out.push_str("***");
         }
     }
     out
@@ -587,4 +605,26 @@ fn event_data(
 /// Parses a value from its wire name (`SECRET`, `INFO`).
 fn wire<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub;
+
+    #[test]
+    fn whole_and_cut_short_credentials_are_blanked() {
+        let secrets = vec!["s3cr3t-token-value".to_owned(), "abc".to_owned()];
+        assert_eq!(
+            scrub("auth s3cr3t-token-value refused", &secrets),
+            "auth *** refused"
+        );
+        assert_eq!(scrub("echo: s3cr3t-tok", &secrets), "echo: ***");
+        assert_eq!(
+            scrub("echo: s3c", &secrets),
+            "echo: s3c",
+            "3 bytes say nothing"
+        );
+        assert_eq!(scrub("ends with é", &secrets), "ends with é");
+        assert_eq!(scrub("short abc", &secrets), "short abc");
+    }
 }
