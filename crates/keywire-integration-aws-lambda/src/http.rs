@@ -71,10 +71,16 @@ impl HttpConnector for KeywireHttpClient {
             let status = StatusCode::try_from(reply.status.as_u16()).map_err(|_| {
                 connector_error(OutboundError::Client("invalid HTTP status".into()))
             })?;
+            // The SDK also logs at TRACE the error it parses from a failed response, message
+            // included: Lambda's 4 KB error quotes every variable, so that part goes first.
+            let body = if reply.status.is_success() {
+                reply.body
+            } else {
+                omit_variables(reply.body)
+            };
             // A boxed body, not `SdkBody::from(bytes)`: the SDK logs the response at TRACE
             // level, and an in-memory body's `Debug` would print every variable's value.
-            let body =
-                SdkBody::from_body_1_x(http_body_util::Full::new(bytes::Bytes::from(reply.body)));
+            let body = SdkBody::from_body_1_x(http_body_util::Full::new(bytes::Bytes::from(body)));
             let mut response = HttpResponse::new(status, body);
             for (name, value) in &reply.headers {
                 if let Ok(value) = value.to_str() {
@@ -85,5 +91,59 @@ impl HttpConnector for KeywireHttpClient {
             }
             Ok(response)
         })
+    }
+}
+
+/// The phrase after which Lambda's size error quotes the variables it measured.
+const MEASURED: &str = "String measured";
+
+/// An error body without the variables Lambda quotes after [`MEASURED`]: the string fields of
+/// a JSON body are cut there (so the error still parses, code and all); a body that is not JSON
+/// is cut there.
+fn omit_variables(body: Vec<u8>) -> Vec<u8> {
+    let Some(at) = body
+        .windows(MEASURED.len())
+        .position(|w| w == MEASURED.as_bytes())
+    else {
+        return body;
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        let mut cut = body[..at].to_vec();
+        cut.extend_from_slice(b"[variables omitted]");
+        return cut;
+    };
+    if let Some(fields) = value.as_object_mut() {
+        for field in fields.values_mut() {
+            if let Some(text) = field.as_str()
+                && let Some(at) = text.find(MEASURED)
+            {
+                *field = serde_json::Value::String(format!("{}[variables omitted]", &text[..at]));
+            }
+        }
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variables_quoted_in_an_error_are_left_out() {
+        let body = br#"{"Type":"User","message":"Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {\"DB_PASSWORD\":\"hunter2-canary\"}"}"#;
+        let out = String::from_utf8(omit_variables(body.to_vec())).unwrap();
+        assert!(!out.contains("hunter2-canary"), "{out}");
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["Type"], "User");
+        assert!(
+            parsed["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("4KB limit. [variables omitted]")
+        );
+        let plain = omit_variables(b"too big. String measured: A=hunter2-canary".to_vec());
+        assert_eq!(plain, b"too big. [variables omitted]");
+        let other = br#"{"message":"Function not found"}"#.to_vec();
+        assert_eq!(omit_variables(other.clone()), other);
     }
 }

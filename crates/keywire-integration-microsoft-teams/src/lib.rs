@@ -238,13 +238,18 @@ fn render_message(message: &Message) -> Value {
     envelope(card)
 }
 
-/// Removes the webhook URL and its signature from a provider's text, in case it repeats them.
+/// Removes the webhook URL, its signature and the long parts of its path (a legacy connector's
+/// URL has no signature: its path is the credential) from a provider's text, in case it repeats
+/// them.
 fn scrub(text: &str, url: &Url) -> String {
     let mut out = text.replace(url.as_str(), "***");
     for (key, value) in url.query_pairs() {
         if key == "sig" && value.len() >= 4 {
             out = out.replace(value.as_ref(), "***");
         }
+    }
+    for part in url.path().split(['/', '@']).filter(|p| p.len() >= 16) {
+        out = out.replace(part, "***");
     }
     out
 }
@@ -305,7 +310,10 @@ impl Integration for MicrosoftTeams {
             .request(Method::POST, url.as_str())?
             .header("content-type", "application/json")
             .body(body.to_string());
-        let reply = ctx.http.send(request).await?;
+        let mut reply = ctx.http.send(request).await?;
+        // Scrubbed whole, before any excerpt is cut from it: a credential cut in half by the
+        // excerpt's end would no longer match.
+        reply.body = scrub(&reply.text(), &url).into_bytes();
         let reply = reply.error_for_status().map_err(|e| scrubbed(e, &url))?;
         let status = reply.status.as_u16();
         if kind == Kind::LegacyConnector {
@@ -395,5 +403,18 @@ mod tests {
         .unwrap();
         let text = format!("bad {} and s3cr3tSig", url.as_str());
         assert_eq!(scrub(&text, &url), "bad *** and ***");
+        // A legacy connector's URL is all path: a receiver that quotes the path (or a part of
+        // it) back must not put it in the run log.
+        let legacy = Url::parse(
+            "https://acme.webhook.office.com/webhookb2/0a1b2c3d-0000-4000-8000-000000000001@0a1b2c3d-0000-4000-8000-000000000002/IncomingWebhook/9d8c7b6a5f4e3d2c1b0a/0a1b2c3d-0000-4000-8000-000000000003",
+        )
+        .unwrap();
+        let text = format!(
+            "POST {} refused; tenant 0a1b2c3d-0000-4000-8000-000000000002",
+            legacy.path()
+        );
+        let scrubbed = scrub(&text, &legacy);
+        assert!(!scrubbed.contains("0a1b2c3d-0000-4000"), "{scrubbed}");
+        assert!(!scrubbed.contains("9d8c7b6a5f4e3d2c1b0a"), "{scrubbed}");
     }
 }

@@ -10,7 +10,7 @@ use hmac::{KeyInit, Mac};
 use keywire_core::schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use keywire_core::{
     Context, Delivery, EventData, FieldError, FieldErrors, Integration, IntegrationDescriptor,
-    IntegrationError, Metadata, OutboundError, Outcome, Secret, async_trait, inventory,
+    IntegrationError, Metadata, Outcome, Secret, async_trait, inventory,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -483,28 +483,14 @@ impl Webhook {
                 self.signatures(message_id, timestamp, &body, now),
             )
             .body(body);
-        let reply = ctx
-            .http
-            .send(request)
-            .await?
-            .error_for_status()
-            .map_err(|err| match err {
-                OutboundError::Status {
-                    status,
-                    retryable,
-                    retry_after,
-                    excerpt,
-                } => OutboundError::Status {
-                    status,
-                    retryable,
-                    retry_after,
-                    excerpt: self.scrub(&excerpt),
-                },
-                other => other,
-            })?;
+        let mut reply = ctx.http.send(request).await?;
+        // Scrubbed whole, before any excerpt is cut from it: a header value cut in half by the
+        // excerpt's end would no longer match.
+        reply.body = self.scrub(&reply.text()).into_bytes();
+        let reply = reply.error_for_status()?;
         Ok(Outcome {
             status: Some(reply.status.as_u16()),
-            excerpt: self.scrub(&reply.excerpt()),
+            excerpt: reply.excerpt(),
         })
     }
 }

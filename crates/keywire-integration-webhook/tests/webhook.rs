@@ -289,6 +289,36 @@ async fn custom_headers_are_sent_and_never_shown() {
 }
 
 #[tokio::test]
+async fn an_echoed_header_value_cut_by_the_excerpt_is_not_shown_in_part() {
+    // The receiver's answer is longer than an excerpt, and the value straddles the excerpt's
+    // end: scrubbing the excerpt alone would miss the half that is shown.
+    const TENANT: &str = "tenant-8d41e7-0f3a9c2b7e5d41a6b8c0";
+    let sink = FakeServer::start(|req| {
+        let echoed = format!(
+            "{}{}",
+            "x".repeat(286),
+            req.header("x-tenant").unwrap_or("")
+        );
+        FakeResponse {
+            status: 400,
+            headers: Vec::new(),
+            body: echoed,
+            delay: std::time::Duration::ZERO,
+        }
+    });
+    let integration = build(json!({
+        "url": sink.url(),
+        "signingSecret": SECRET,
+        "headers": {"X-Tenant": TENANT},
+    }));
+    let err = emit(integration.as_ref(), "run_1").await.unwrap_err();
+    assert_eq!(sink.requests()[0].header("x-tenant"), Some(TENANT));
+    let shown = err.to_string();
+    assert!(shown.contains("400") && shown.contains("xxx"), "{shown}");
+    assert!(!shown.contains("tenant-8d41e7"), "{shown}");
+}
+
+#[tokio::test]
 async fn during_a_rotation_both_secrets_sign_until_the_old_one_expires() {
     let url = |sink: &FakeServer| sink.url().to_owned();
     let rotating = |sink: &FakeServer, expires: chrono::DateTime<Utc>| {

@@ -23,7 +23,7 @@ use crate::support::{ADMIN, Api, RawAnswer};
 
 /// The seven callers, in the order of the table's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     NoToken,
     Malformed,
     Revoked,
@@ -71,19 +71,19 @@ struct Grant {
     authorities: Vec<&'static str>,
 }
 
-struct Route {
-    method: &'static str,
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
     /// With `{n}` (a number unique to the cell), `{fresh}` (the fresh object), `{run}` (a run
     /// of the `failing` integration) and `{hook}` (the receiver's URL).
-    path: String,
-    body: Option<Value>,
+    pub(crate) path: String,
+    pub(crate) body: Option<Value>,
     fresh: Fresh,
     /// What both members hold (to see the object).
     sees: Vec<&'static str>,
     /// What only the member "with" holds: the route's authority.
     needs: Vec<&'static str>,
     /// The status of each cell, in the order of [`CALLERS`].
-    expect: [u16; 7],
+    pub(crate) expect: [u16; 7],
     /// What a 403 must name (default: the first of `needs`).
     names: Option<&'static str>,
     /// The dry run: 200 for a member without the authority, with the `authority` check failed.
@@ -175,7 +175,7 @@ impl Route {
 }
 
 /// Every route of the API, one representative request each.
-fn routes() -> Vec<Route> {
+pub(crate) fn routes() -> Vec<Route> {
     let webhook = |name: &str| {
         json!({"name": name, "type": "webhook", "notifyOn": ["DECLINED_INVITATION"],
                "metadata": {"url": "{hook}"}})
@@ -443,22 +443,22 @@ fn dry_run(mut route: Route) -> Route {
 }
 
 /// The callers' tokens and what the fresh objects need.
-struct World<'a> {
+pub(crate) struct World<'a> {
     api: &'a Api,
-    hook: String,
+    pub(crate) hook: String,
     revoked: String,
     outsider: String,
     /// A member of `acme` per grant: (user name, token).
     members: BTreeMap<Grant, (String, String)>,
-    failed_runs: Vec<String>,
-    n: usize,
+    pub(crate) failed_runs: Vec<String>,
+    pub(crate) n: usize,
 }
 
-fn v1(path: &str) -> String {
+pub(crate) fn v1(path: &str) -> String {
     format!("/api/v1{path}")
 }
 
-fn text(value: &Value, field: &str) -> String {
+pub(crate) fn text(value: &Value, field: &str) -> String {
     value[field].as_str().unwrap().to_owned()
 }
 
@@ -494,7 +494,7 @@ impl World<'_> {
     }
 
     /// The `Authorization` header of `caller` for `route`, and the caller's user name.
-    async fn authorization(
+    pub(crate) async fn authorization(
         &mut self,
         route: &Route,
         caller: Caller,
@@ -515,7 +515,12 @@ impl World<'_> {
     }
 
     /// Makes the fresh object a cell needs (as the admin); returns what stands for `{fresh}`.
-    async fn fresh(&mut self, route: &Route, caller: Caller, token: Option<&str>) -> String {
+    pub(crate) async fn fresh(
+        &mut self,
+        route: &Route,
+        caller: Caller,
+        token: Option<&str>,
+    ) -> String {
         let api = self.api;
         let n = self.n;
         match route.fresh {
@@ -638,7 +643,7 @@ impl World<'_> {
 }
 
 /// Fills `{n}`, `{fresh}`, `{run}` and `{hook}` in.
-fn fill(template: &str, n: usize, fresh: &str, run: &str, hook: &str) -> String {
+pub(crate) fn fill(template: &str, n: usize, fresh: &str, run: &str, hook: &str) -> String {
     template
         .replace("{n}", &n.to_string())
         .replace("{fresh}", fresh)
@@ -647,7 +652,12 @@ fn fill(template: &str, n: usize, fresh: &str, run: &str, hook: &str) -> String 
 }
 
 /// What is wrong with `answer` for this cell, if anything.
-fn check(route: &Route, caller: Caller, expected: u16, answer: &RawAnswer) -> Result<(), String> {
+pub(crate) fn check(
+    route: &Route,
+    caller: Caller,
+    expected: u16,
+    answer: &RawAnswer,
+) -> Result<(), String> {
     let body = &answer.body;
     let shown = || answer.text.chars().take(300).collect::<String>();
     if answer.status != expected {
@@ -707,7 +717,7 @@ fn check(route: &Route, caller: Caller, expected: u16, answer: &RawAnswer) -> Re
 }
 
 /// Seeds the world the matrix runs in.
-async fn world<'a>(api: &'a Api, hook: &FakeServer, failing: &FakeServer) -> World<'a> {
+pub(crate) async fn world<'a>(api: &'a Api, hook: &FakeServer, failing: &FakeServer) -> World<'a> {
     let ws = api.workspace("Acme").await;
     assert_eq!(ws, "acme");
     assert_eq!(api.project(&ws, "Shop").await, "shop");

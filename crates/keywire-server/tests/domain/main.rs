@@ -5,6 +5,7 @@ mod support;
 
 mod access;
 mod bad_input;
+mod canary;
 mod communication;
 mod entries;
 mod integrations;
