@@ -42,28 +42,36 @@ fn wanted(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         linking.push_str(&format!("use {} as _;\n", name.replace('-', "_")));
     }
 
-    let manifest_path = root.join("crates/keywire-server/Cargo.toml");
-    let manifest = std::fs::read_to_string(&manifest_path)
-        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-    let (Some(begin), Some(end)) = (manifest.find(BEGIN), manifest.find(END)) else {
-        return Err(format!(
-            "{} lacks the `{BEGIN}` … `{END}` markers",
-            manifest_path.display()
-        ));
-    };
-    let mut block = format!("{BEGIN}\n");
-    for name in &crates {
-        block.push_str(&format!("{name} = {{ path = \"../{name}\" }}\n"));
-    }
-    let manifest = format!("{}{block}{}", &manifest[..begin], &manifest[end..]);
-
+    // The server links every type; so does the fuzz crate (its metadata target covers each).
+    let server = root.join("crates/keywire-server/Cargo.toml");
+    let fuzz = root.join("fuzz/Cargo.toml");
     Ok(vec![
         (
             root.join("crates/keywire-server/src/integrations.rs"),
-            linking,
+            linking.clone(),
         ),
-        (manifest_path, manifest),
+        (server.clone(), with_block(&server, "..", &crates)?),
+        (root.join("fuzz/src/integrations.rs"), linking),
+        (fuzz.clone(), with_block(&fuzz, "../crates", &crates)?),
     ])
+}
+
+/// The manifest at `path` with its generated dependency block naming `crates` (folders under
+/// `crates/`, reached from the manifest through `to_crates`).
+fn with_block(path: &Path, to_crates: &str, crates: &[String]) -> Result<String, String> {
+    let manifest = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (Some(begin), Some(end)) = (manifest.find(BEGIN), manifest.find(END)) else {
+        return Err(format!(
+            "{} lacks the `{BEGIN}` … `{END}` markers",
+            path.display()
+        ));
+    };
+    let mut block = format!("{BEGIN}\n");
+    for name in crates {
+        block.push_str(&format!("{name} = {{ path = \"{to_crates}/{name}\" }}\n"));
+    }
+    Ok(format!("{}{block}{}", &manifest[..begin], &manifest[end..]))
 }
 
 /// Everything `cargo xtask codegen` does: the linking list and dependency block ([`run`]), then
@@ -116,8 +124,8 @@ pub fn run_all(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
     }
 }
 
-/// Regenerates (or checks) the linking list and the server's dependency block; returns what
-/// it did, one line per file.
+/// Regenerates (or checks) the linking lists and the dependency blocks of the server and the
+/// fuzz crate; returns what it did, one line per file.
 pub fn run(root: &Path, mode: Mode) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     let mut stale = Vec::new();

@@ -7,8 +7,15 @@
 //! - `scaffold <name> --category communication|infrastructure`: a new integration crate
 //!   `crates/keywire-integration-<name>` that registers itself; then runs codegen. Never
 //!   overwrites.
+//! - `bench [--quick] [--backend …] [--only …]`: the release server against a local webhook sink
+//!   (see `docs/benchmarks.md`).
+//! - `fuzz [--seconds N] [target]`: builds the libFuzzer targets of `fuzz/` with coverage
+//!   instrumentation, runs each for N seconds on its corpus and merges what it finds (see
+//!   `docs/fuzzing.md`).
 
+mod bench;
 mod codegen;
+mod fuzz;
 mod scaffold;
 mod tidy;
 
@@ -16,7 +23,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask codegen [--check]
-       cargo xtask scaffold <name> --category communication|infrastructure";
+       cargo xtask scaffold <name> --category communication|infrastructure
+       cargo xtask bench [--quick] [--backend sqlite|postgres] [--only <scenario>] [--list]
+       cargo xtask fuzz [--seconds N] [metadata[:<type>] | event_payload | webhook_envelope]";
 
 /// The workspace root (xtask lives one level below it).
 fn workspace_root() -> PathBuf {
@@ -44,6 +53,8 @@ fn main() -> ExitCode {
             scaffold::Category::parse(category)
                 .and_then(|category| scaffold::run(&workspace_root(), name, category))
         }
+        ["bench", rest @ ..] => bench::run(&workspace_root(), rest),
+        ["fuzz", rest @ ..] => fuzz::run(&workspace_root(), rest),
         _ => Err(USAGE.to_owned()),
     };
     match result {

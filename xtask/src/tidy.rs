@@ -210,6 +210,7 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         dirs.push(root.join("xtask"));
+        dirs.push(root.join("fuzz"));
         for dir in dirs {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
@@ -239,7 +240,7 @@ mod tests {
     #[test]
     fn no_test_is_ignored_and_nothing_is_left_unfinished() {
         let root = workspace_root();
-        let mut stack = vec![root.join("crates"), root.join("xtask")];
+        let mut stack = vec![root.join("crates"), root.join("xtask"), root.join("fuzz")];
         let needles = [
             concat!("#[", "ignore"),
             concat!("todo", "!("),

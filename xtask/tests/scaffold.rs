@@ -133,6 +133,7 @@ fn a_scaffolded_integration_builds_passes_its_contract_test_and_is_served() {
         "rust-toolchain.toml",
         "crates",
         "xtask",
+        "fuzz",
         "migrations",
         "docs",
         "README.md",
