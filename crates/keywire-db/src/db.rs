@@ -115,6 +115,7 @@ macro_rules! transaction {
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
                 $crate::db::immediate_transaction(
                     conn,
+                    db.sqlite_busy_timeout(),
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
@@ -140,6 +141,7 @@ macro_rules! transaction {
                 let conn: &mut $crate::db::SqliteConn = &mut pooled;
                 $crate::db::immediate_transaction(
                     conn,
+                    db.sqlite_busy_timeout(),
                     async |$conn| -> ::std::result::Result<_, $crate::DbError> { $body },
                 )
                 .await
@@ -153,7 +155,16 @@ pub(crate) use transaction;
 /// `BEGIN IMMEDIATE`, `f`, then `COMMIT` (or `ROLLBACK` when `f` fails) on a SQLite
 /// connection: diesel-async's own `immediate_transaction` exists only for its blocking-pool
 /// wrapper.
-pub(crate) async fn immediate_transaction<R, F>(conn: &mut SqliteConn, f: F) -> Result<R, DbError>
+///
+/// Another process holding the write lock makes `BEGIN IMMEDIATE` fail fast (pooled connections
+/// wait only [`INLINE_BUSY_MS`] inline); it is tried again after short async sleeps for up to
+/// `busy_timeout`, so a thread is never blocked for long, then the answer is
+/// [`DbError::Unavailable`].
+pub(crate) async fn immediate_transaction<R, F>(
+    conn: &mut SqliteConn,
+    busy_timeout: std::time::Duration,
+    f: F,
+) -> Result<R, DbError>
 where
     F: AsyncFnOnce(&mut SqliteConn) -> Result<R, DbError>,
 {
@@ -162,8 +173,26 @@ where
     type Manager = diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper<
         AnsiTransactionManager,
     >;
-    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
-        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        match conn
+            .spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+            .await
+        {
+            Ok(()) => break,
+            Err(error) => match DbError::from(error) {
+                DbError::Unavailable(why) if started.elapsed() >= busy_timeout => {
+                    return Err(DbError::Unavailable(format!(
+                        "{why}: another process held the database's write lock for {busy_timeout:?}"
+                    )));
+                }
+                DbError::Unavailable(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                other => return Err(other),
+            },
+        }
+    }
     match f(&mut *conn).await {
         Ok(value) => {
             Manager::commit_transaction(&mut *conn).await?;
@@ -175,6 +204,10 @@ where
         }
     }
 }
+
+/// How long a pooled SQLite connection waits inline for a lock held by another process
+/// before reporting "database is locked" (write transactions then wait asynchronously).
+pub(crate) const INLINE_BUSY_MS: u64 = 20;
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -310,7 +343,7 @@ impl Db {
                     Box::pin(async move {
                         let mut conn = SqliteConn::establish(&url).await?;
                         conn.batch_execute(&format!(
-                            "PRAGMA busy_timeout = {busy_ms}; PRAGMA foreign_keys = ON; \
+                            "PRAGMA busy_timeout = {INLINE_BUSY_MS}; PRAGMA foreign_keys = ON; \
                              PRAGMA synchronous = NORMAL;"
                         ))
                         .await
@@ -459,6 +492,10 @@ impl Db {
             DbError::Other(message) => DbError::Other(self.scrub(&message)),
             other => other,
         }
+    }
+
+    pub(crate) fn sqlite_busy_timeout(&self) -> Duration {
+        self.inner.options.sqlite_busy_timeout
     }
 
     pub(crate) fn sqlite_busy_timeout_ms(&self) -> u128 {
