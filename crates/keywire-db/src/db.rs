@@ -497,10 +497,6 @@ impl Db {
     pub(crate) fn sqlite_busy_timeout(&self) -> Duration {
         self.inner.options.sqlite_busy_timeout
     }
-
-    pub(crate) fn sqlite_busy_timeout_ms(&self) -> u128 {
-        self.inner.options.sqlite_busy_timeout.as_millis()
-    }
 }
 
 /// Creates the SQLite file (and its directory) and switches it to WAL once: the journal mode

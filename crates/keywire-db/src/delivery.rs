@@ -706,18 +706,6 @@ impl Db {
         Ok(out)
     }
 
-    /// The slugs behind an event's ids; a deleted project or environment falls back to the
-    /// slug in the event's payload.
-    ///
-    /// # Errors
-    ///
-    /// Any [`DbError`].
-    pub async fn event_slugs(&self, event: &Event) -> Result<EventSlugs, DbError> {
-        let events = std::slice::from_ref(event);
-        let names = with_conn!(self, |conn| slug_names!(conn, events));
-        Ok(names.slugs(event))
-    }
-
     /// Records an attempt of a run held by `worker` and finishes the run or schedules its next
     /// try. Returns `false` (and records nothing) when the worker no longer holds the run: its
     /// lease expired and another worker took it.

@@ -67,7 +67,7 @@ impl Db {
         let result = match self.target() {
             Target::Sqlite { path } => {
                 let path = path.clone();
-                let busy_ms = self.sqlite_busy_timeout_ms();
+                let busy_ms = self.sqlite_busy_timeout().as_millis();
                 tokio::task::spawn_blocking(move || {
                     let mut conn = SqliteConnection::establish(&path)?;
                     // `foreign_keys` stays off (the default) here: SQLite's recipe for
